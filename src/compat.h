@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  Every PostgreSQL version difference ku9 depends on, and nothing else.
+ *
+ * ku9 targets PostgreSQL 15.  Code elsewhere uses the newest spelling of an
+ * API; this header maps it onto older servers.  No other file may test
+ * PG_VERSION_NUM.
+ *
+ * Copyright (c) 2026, ku9 contributors
+ *
+ * IDENTIFICATION
+ *	  src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KU9_COMPAT_H
+#define KU9_COMPAT_H
+
+#include "funcapi.h"
+
+#if PG_VERSION_NUM < 150000
+#error "ku9 requires PostgreSQL 15 or later"
+#endif
+
+/*
+ * InitMaterializedSRF is the PostgreSQL 16 name; early 15.x minors only
+ * have SetSingleFuncCall, with the same signature and flags.
+ */
+#if PG_VERSION_NUM < 160000
+#define Ku9InitMaterializedSRF(fcinfo, flags) SetSingleFuncCall(fcinfo, flags)
+#else
+#define Ku9InitMaterializedSRF(fcinfo, flags) InitMaterializedSRF(fcinfo, flags)
+#endif
+
+/* wait events: custom ones (WaitEventExtensionNew) arrive in 17 */
+#define KU9_WAIT_EVENT_EXTENSION PG_WAIT_EXTENSION
+
+#endif							/* KU9_COMPAT_H */

@@ -1,0 +1,166 @@
+/*-------------------------------------------------------------------------
+ *
+ * ku9.c
+ *	  Library entry point: settings, shared memory and the hooks that wire
+ *	  the modules together.
+ *
+ * _PG_init runs in every process that loads ku9.so.  It always defines the
+ * settings a session may use.  When the library is being preloaded
+ * (shared_preload_libraries) it also defines the postmaster-only settings,
+ * reserves shared memory for the modules and chains the shmem hooks; without
+ * preloading, every SQL function still works and the features that need
+ * shared memory say so with a NOTICE (Ku9RequirePreloadNotice).
+ *
+ * Each module exposes Ku9<Module>ShmemSize() and Ku9<Module>ShmemInit();
+ * this file only calls them.
+ *
+ * Copyright (c) 2026, ku9 contributors
+ *
+ * IDENTIFICATION
+ *	  src/ku9.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "compat.h"
+#include "ku9.h"
+#include "metrics/metrics.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* settings */
+char	   *ku9_database = NULL;
+char	   *ku9_jwt_secret = NULL;
+int			ku9_jwt_exp = 3600;
+int			ku9_http_port = 3000;
+int			ku9_metrics_max_series = 2048;
+
+bool		ku9_preloaded = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/*
+ * Ku9DefineGucs defines ku9's settings.  Session-level settings are always
+ * defined; postmaster-level ones only while preloading, since they cannot
+ * take effect otherwise.
+ */
+void
+Ku9DefineGucs(bool preloading)
+{
+	DefineCustomStringVariable("ku9.jwt_secret",
+							   gettext_noop("Secret for HS256 JSON Web Tokens (at least 32 bytes)."),
+							   gettext_noop("Readable only by superusers and members of pg_read_all_settings."),
+							   &ku9_jwt_secret,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.jwt_exp",
+							gettext_noop("Lifetime of the access tokens ku9 issues."),
+							NULL,
+							&ku9_jwt_exp,
+							3600, 30, 30 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	if (!preloading)
+		return;
+
+	DefineCustomStringVariable("ku9.database",
+							   gettext_noop("Database in which ku9's background workers run."),
+							   NULL,
+							   &ku9_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.http_port",
+							gettext_noop("TCP port of ku9's embedded HTTP gateway; 0 turns it off."),
+							NULL,
+							&ku9_http_port,
+							3000, 0, 65535,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.metrics_max_series",
+							gettext_noop("Most metric series kept in shared memory."),
+							gettext_noop("A series is one metric with one set of label values."),
+							&ku9_metrics_max_series,
+							2048, 64, 1024 * 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+}
+
+/*
+ * Ku9RequirePreloadNotice tells the user that a feature needs ku9 in
+ * shared_preload_libraries.  Only call it when ku9_preloaded is false.
+ */
+void
+Ku9RequirePreloadNotice(const char *feature)
+{
+	ereport(NOTICE,
+			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			errmsg("ku9 %s are not available because ku9 is not preloaded", feature),
+			errhint("Add ku9 to \"shared_preload_libraries\" and restart the server."));
+}
+
+/*
+ * ku9_shmem_request reserves ku9's shared memory and locks.
+ */
+static void
+ku9_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(Ku9MetricsShmemSize());
+	RequestNamedLWLockTranche("ku9", KU9_LWLOCK_COUNT);
+}
+
+/*
+ * ku9_shmem_startup creates or attaches to the modules' shared state.
+ */
+static void
+ku9_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	Ku9MetricsShmemInit();
+}
+
+/*
+ * _PG_init is called when the library is loaded.
+ */
+void
+_PG_init(void)
+{
+	Ku9DefineGucs(process_shared_preload_libraries_in_progress);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	ku9_preloaded = true;
+	MarkGUCPrefixReserved("ku9");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ku9_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ku9_shmem_startup;
+}

@@ -1,0 +1,53 @@
+/*-------------------------------------------------------------------------
+ *
+ * metric_list.h
+ *	  The metric families ku9 exports, one line each.
+ *
+ * This file is included several times with different definitions of
+ * KU9_METRIC(id, name, type, scope, label, buckets, help):
+ *
+ *	id		enum constant used by callers of Ku9Metric*()
+ *	name	Prometheus family name (counters end in _total)
+ *	type	COUNTER, GAUGE or HISTOGRAM
+ *	scope	CLUSTER (one series for the server) or DATABASE (a series per
+ *			database, exported with a "database" label)
+ *	label	name of the one caller-supplied label, or NULL
+ *	buckets	KU9_BUCKETS(array) for histograms, KU9_NO_BUCKETS otherwise;
+ *			the arrays live in metrics.c
+ *	help	HELP text
+ *
+ * Adding a metric is adding a line here; recording it is one call, e.g.
+ * Ku9MetricInc(KU9_M_QUEUE_SENT, queue_name).
+ *
+ * Copyright (c) 2026, ku9 contributors
+ *
+ * IDENTIFICATION
+ *	  src/metrics/metric_list.h
+ *
+ *-------------------------------------------------------------------------
+ */
+
+/* metrics about the metrics registry itself */
+KU9_METRIC(KU9_M_BUILD_INFO, "ku9_build_info", GAUGE, CLUSTER, "version",
+		   KU9_NO_BUCKETS,
+		   "Version of the ku9 library loaded by the server; always 1.")
+KU9_METRIC(KU9_M_METRICS_SERIES, "ku9_metrics_series", GAUGE, CLUSTER, NULL,
+		   KU9_NO_BUCKETS,
+		   "Metric series in use in shared memory.")
+KU9_METRIC(KU9_M_METRICS_SERIES_MAX, "ku9_metrics_series_max", GAUGE, CLUSTER,
+		   NULL, KU9_NO_BUCKETS,
+		   "Capacity of the series table (ku9.metrics_max_series).")
+KU9_METRIC(KU9_M_METRICS_DROPPED, "ku9_metrics_dropped_total", COUNTER,
+		   CLUSTER, NULL, KU9_NO_BUCKETS,
+		   "Updates dropped because the series table was full.")
+
+/* core: identity */
+KU9_METRIC(KU9_M_CLAIMS_PARSED, "ku9_claims_parsed_total", COUNTER, DATABASE,
+		   NULL, KU9_NO_BUCKETS,
+		   "Times request.jwt.claims was parsed (a backend's claims cache missed).")
+KU9_METRIC(KU9_M_CLAIMS_INVALID, "ku9_claims_invalid_total", COUNTER, DATABASE,
+		   NULL, KU9_NO_BUCKETS,
+		   "Claims rejected: request.jwt.claims not a JSON object, or a bad sub or role claim.")
+KU9_METRIC(KU9_M_CLAIMS_SIZE, "ku9_claims_size_bytes", HISTOGRAM, DATABASE,
+		   NULL, KU9_BUCKETS(ku9_buckets_bytes),
+		   "Size of the request.jwt.claims values parsed.")
