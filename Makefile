@@ -28,6 +28,9 @@ endif
 PG_CPPFLAGS = -Isrc -std=gnu11
 PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK =
+ifdef KU9_WERROR
+PG_CFLAGS += -Werror
+endif
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=pgcrypto

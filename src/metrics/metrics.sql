@@ -29,3 +29,5 @@ REVOKE ALL ON FUNCTION ku9.metrics(), ku9.metric_samples() FROM PUBLIC;
 REVOKE ALL ON ku9.stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ku9.metrics(), ku9.metric_samples() TO ku9_service, pg_monitor;
 GRANT SELECT ON ku9.stats TO ku9_service, pg_monitor;
+-- monitoring roles (postgres_exporter and the like) read the metrics
+GRANT USAGE ON SCHEMA ku9 TO pg_monitor;
