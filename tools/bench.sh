@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make bench: build and install ku9, start a throwaway cluster with ku9
+# preloaded, and run every benchmark in test/bench/ against it.
+#
+# A benchmark is an executable test/bench/<name>.sh that reads the PG*
+# environment (a database with ku9 installed) and prints its figures as a
+# Markdown table.  Figures go to doc/benchmarks.md by hand, with the date
+# and this command.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. tools/cluster.sh
+
+bash tools/deps.sh
+PG_BINDIR=$(pg_config --bindir)
+make -s >/dev/null
+make -s install >/dev/null
+
+work=$(mktemp -d /tmp/ku9-bench.XXXXXX)
+chmod 755 "$work"
+[ "$(id -u)" -eq 0 ] && chown postgres "$work"
+port=$(free_port $((59000 + RANDOM % 1000)))
+conf=$(mktemp)
+cat test/ku9.conf >"$conf"
+echo "shared_buffers = '1GB'" >>"$conf"
+cluster_init "$work/pg" "$port" "$conf"
+rm -f "$conf"
+trap 'cluster_stop "$work/pg"; rm -rf "$work"' EXIT
+cluster_start "$work/pg"
+
+export PGHOST="$work/pg" PGPORT="$port" PGUSER=postgres PGDATABASE=ku9_bench
+psql -X -q -d postgres -c 'CREATE DATABASE ku9_bench'
+psql -X -q -c 'CREATE EXTENSION ku9 CASCADE'
+
+echo "# ku9 benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, $("$PG_BINDIR/postgres" -V)"
+for bench in test/bench/*.sh; do
+    [ -e "$bench" ] || continue
+    if [ -n "${BENCH:-}" ] && [ "$(basename "$bench" .sh)" != "$BENCH" ]; then
+        continue
+    fi
+    echo
+    echo "## $(basename "$bench" .sh)"
+    bash "$bench"
+done

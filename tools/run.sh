@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# make run: install what is missing, build and install ku9, and run a local
+# PostgreSQL with ku9 (and pg_cron) preloaded, in the foreground, until
+# Ctrl-C.  The cluster lives in .run/ and is reused by the next run.
+#
+#   KU9_PORT   TCP port on 127.0.0.1 (default 5433; Debian's own cluster
+#              usually takes 5432)
+#   KU9_DB     database to create with the extension (default ku9)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. tools/cluster.sh
+
+port=${KU9_PORT:-5433}
+db=${KU9_DB:-ku9}
+dir=$root/.run
+
+bash tools/deps.sh
+PG_BINDIR=$(pg_config --bindir)
+make -s >/dev/null
+make -s install >/dev/null
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [ ! -f "$dir/data/postmaster.pid" ]; then
+    echo "ku9 run: port $port is taken; choose another with KU9_PORT=<port> make run" >&2
+    exit 1
+fi
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$root"; then
+    echo "ku9 run: the postgres user cannot reach $root; make its parent directories searchable (chmod o+x)" >&2
+    exit 1
+fi
+
+conf=$(mktemp)
+cat >"$conf" <<CONF
+shared_preload_libraries = 'ku9, pg_cron'
+ku9.database = '$db'
+cron.database_name = '$db'
+CONF
+cluster_init "$dir" "$port" "$conf"
+rm -f "$conf"
+cluster_stop "$dir"    # a server left running by an earlier, killed run
+
+# the server in the foreground: its log goes to this terminal
+as_pg "$PG_BINDIR/postgres" -D "$dir/data" &
+server=$!
+stop() {
+    trap - INT TERM
+    echo
+    echo "ku9 run: stopping the server"
+    kill -INT "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    exit 0
+}
+trap stop INT TERM
+
+for _ in $(seq 1 120); do
+    "$PG_BINDIR/pg_isready" -q -h "$dir" -p "$port" -U postgres && break
+    kill -0 "$server" 2>/dev/null || { echo "ku9 run: the server did not start" >&2; exit 1; }
+    sleep 0.5
+done
+
+psql="psql -X -q -h $dir -p $port -U postgres"
+if [ -z "$($psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+    $psql -d postgres -c "CREATE DATABASE \"$db\""
+fi
+$psql -d "$db" -c "SET client_min_messages = warning" \
+    -c "CREATE EXTENSION IF NOT EXISTS ku9 CASCADE" \
+    -c "CREATE EXTENSION IF NOT EXISTS pg_cron" \
+    -c "ALTER EXTENSION ku9 UPDATE"
+
+cat <<MSG
+
+  ku9 is running (PostgreSQL $("$PG_BINDIR/postgres" -V | awk '{print $3}'), data in $dir/data).
+
+    psql -h $dir -p $port -U postgres $db
+    psql postgresql://postgres@127.0.0.1:$port/$db
+
+  Press Ctrl-C to stop.
+
+MSG
+wait "$server"
