@@ -25,7 +25,7 @@ SELECT p.oid::regprocedure AS function, p.provolatile, p.proparallel,
        obj_description(p.oid, 'pg_proc') IS NOT NULL AS commented
 FROM pg_proc p
 WHERE p.pronamespace IN ('ku9'::regnamespace, 'ku9_api'::regnamespace)
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text;
 
 -- DROP removes everything it made except the cluster-wide roles, and the
 -- ku9 schema itself: PostgreSQL creates the control file's schema for

@@ -14,20 +14,20 @@ WHERE m.rolname LIKE 'ku9\_%' OR r.rolname LIKE 'ku9\_%'
 ORDER BY 1, 2;
 
 -- what each role may execute in ku9 and ku9_api
-SELECT r AS role, p.oid::regprocedure AS function
+SELECT r AS role, p.oid::regprocedure::text AS function
 FROM unnest(ARRAY['ku9_anon', 'ku9_user', 'ku9_service', 'ku9_authenticator']) r,
      pg_proc p
 WHERE p.pronamespace IN ('ku9'::regnamespace, 'ku9_api'::regnamespace)
   AND has_function_privilege(r, p.oid, 'EXECUTE')
-ORDER BY 1, 2::text;
+ORDER BY 1, 2;
 
 -- what each role may read or write in ku9 and ku9_api
-SELECT r AS role, c.oid::regclass AS relation
+SELECT r AS role, c.oid::regclass::text AS relation
 FROM unnest(ARRAY['ku9_anon', 'ku9_user', 'ku9_service', 'ku9_authenticator', 'pg_monitor']) r,
      pg_class c
 WHERE c.relnamespace IN ('ku9'::regnamespace, 'ku9_api'::regnamespace)
   AND has_table_privilege(r, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
-ORDER BY 1, 2::text;
+ORDER BY 1, 2;
 
 -- schema usage
 SELECT r AS role, s AS schema, has_schema_privilege(r, s, 'USAGE') AS usage,

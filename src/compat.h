@@ -33,6 +33,11 @@
 #define Ku9InitMaterializedSRF(fcinfo, flags) InitMaterializedSRF(fcinfo, flags)
 #endif
 
+/* early 15.x minors name the SRF flags SRF_SINGLE_* */
+#ifndef MAT_SRF_USE_EXPECTED_DESC
+#define MAT_SRF_USE_EXPECTED_DESC SRF_SINGLE_USE_EXPECTED
+#endif
+
 /* wait events: custom ones (WaitEventExtensionNew) arrive in 17 */
 #define KU9_WAIT_EVENT_EXTENSION PG_WAIT_EXTENSION
 

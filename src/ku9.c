@@ -33,6 +33,7 @@
 #include "compat.h"
 #include "ku9.h"
 #include "metrics/metrics.h"
+#include "queue/queue.h"
 
 PG_MODULE_MAGIC;
 
@@ -44,6 +45,7 @@ char	   *ku9_jwt_secret = NULL;
 int			ku9_jwt_exp = 3600;
 int			ku9_http_port = 3000;
 int			ku9_metrics_max_series = 2048;
+int			ku9_queue_max_wait = 60000;
 
 bool		ku9_preloaded = false;
 
@@ -74,6 +76,15 @@ Ku9DefineGucs(bool preloading)
 							3600, 30, 30 * 24 * 3600,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.queue_max_wait",
+							gettext_noop("Longest wait_ms a ku9.read call may ask for."),
+							NULL,
+							&ku9_queue_max_wait,
+							60000, 0, 3600 * 1000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	if (!preloading)
@@ -130,6 +141,7 @@ ku9_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(Ku9MetricsShmemSize());
+	RequestAddinShmemSpace(Ku9QueueShmemSize());
 	RequestNamedLWLockTranche("ku9", KU9_LWLOCK_COUNT);
 }
 
@@ -143,6 +155,7 @@ ku9_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	Ku9MetricsShmemInit();
+	Ku9QueueShmemInit();
 }
 
 /*

@@ -26,6 +26,7 @@ extern PGDLLIMPORT char *ku9_jwt_secret;
 extern PGDLLIMPORT int ku9_jwt_exp;
 extern PGDLLIMPORT int ku9_http_port;
 extern PGDLLIMPORT int ku9_metrics_max_series;
+extern PGDLLIMPORT int ku9_queue_max_wait;
 
 /* true in every process when ku9 was loaded by shared_preload_libraries */
 extern PGDLLIMPORT bool ku9_preloaded;

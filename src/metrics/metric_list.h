@@ -51,3 +51,26 @@ KU9_METRIC(KU9_M_CLAIMS_INVALID, "ku9_claims_invalid_total", COUNTER, DATABASE,
 KU9_METRIC(KU9_M_CLAIMS_SIZE, "ku9_claims_size_bytes", HISTOGRAM, DATABASE,
 		   NULL, KU9_BUCKETS(ku9_buckets_bytes),
 		   "Size of the request.jwt.claims values parsed.")
+
+/* queue: per queue (label "queue"), counted when the call runs */
+KU9_METRIC(KU9_M_QUEUE_SENT, "ku9_queue_sent_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Messages stored by ku9.send and ku9.send_batch.")
+KU9_METRIC(KU9_M_QUEUE_READ, "ku9_queue_read_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Messages handed out by ku9.read and ku9.pop.")
+KU9_METRIC(KU9_M_QUEUE_ACKED, "ku9_queue_acked_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Messages acknowledged by ku9.ack or taken by ku9.pop.")
+KU9_METRIC(KU9_M_QUEUE_FAILED, "ku9_queue_failed_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Failed attempts recorded by ku9.fail.")
+KU9_METRIC(KU9_M_QUEUE_DEAD, "ku9_queue_dead_lettered_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Messages moved to the dead letters after their last attempt.")
+KU9_METRIC(KU9_M_QUEUE_WAITS, "ku9_queue_waits_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Calls of ku9.read that found the queue empty and slept on their latch.")
+KU9_METRIC(KU9_M_QUEUE_WAKEUPS, "ku9_queue_wakeups_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Sleeping ku9.read calls woken by a committed send that then got messages.")

@@ -451,6 +451,30 @@ Ku9MetricObserve(Ku9MetricId id, const char *label, double value)
 }
 
 /*
+ * Ku9MetricGet reads a counter of this database (or of the cluster) without
+ * creating its series; false when the series does not exist or ku9 is not
+ * preloaded.  Takes the registry lock shared.
+ */
+bool
+Ku9MetricGet(Ku9MetricId id, const char *label, uint64 *value)
+{
+	Ku9MetricKey key;
+	Ku9MetricSeries *series;
+
+	Assert(metric_defs[id].type == COUNTER);
+	*value = 0;
+	if (metrics_state == NULL)
+		return false;
+	make_key(&key, id, label);
+	LWLockAcquire(metrics_state->lock, LW_SHARED);
+	series = hash_search(metrics_hash, &key, HASH_FIND, NULL);
+	if (series != NULL)
+		*value = pg_atomic_read_u64(&series->v[0]);
+	LWLockRelease(metrics_state->lock);
+	return true;
+}
+
+/*
  * format_double appends a double in the form Prometheus parses: the
  * shortest exact decimal, or +Inf, -Inf, NaN.
  */

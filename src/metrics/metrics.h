@@ -34,6 +34,7 @@ extern void Ku9MetricAdd(Ku9MetricId id, const char *label, uint64 n);
 extern void Ku9MetricSet(Ku9MetricId id, const char *label, double value);
 extern void Ku9MetricGaugeAdd(Ku9MetricId id, const char *label, double delta);
 extern void Ku9MetricObserve(Ku9MetricId id, const char *label, double value);
+extern bool Ku9MetricGet(Ku9MetricId id, const char *label, uint64 *value);
 
 #define Ku9MetricInc(id, label) Ku9MetricAdd((id), (label), 1)
 
