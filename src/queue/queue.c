@@ -334,13 +334,13 @@ require_service(const char *action)
 }
 
 /*
- * require_queue_privilege errors (42501) unless the current user may send
- * to (ACL_INSERT) or read from (ACL_UPDATE) the queue.
+ * require_queue_privilege errors (42501) unless userid may send to
+ * (ACL_INSERT) or read from (ACL_UPDATE) the queue.
  */
 static void
-require_queue_privilege(Ku9Queue *q, AclMode mode)
+require_queue_privilege(Ku9Queue *q, Oid userid, AclMode mode)
 {
-	if (pg_class_aclcheck(q->relid, GetUserId(), mode) == ACLCHECK_OK)
+	if (pg_class_aclcheck(q->relid, userid, mode) == ACLCHECK_OK)
 		return;
 	ereport(ERROR,
 			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -769,13 +769,17 @@ load_options(Ku9Queue *q)
 }
 
 /*
- * open_queue finds a queue by name, locks its message table in
- * RowExclusiveLock, and returns its cache entry, (re)loaded when the queue
- * is new to this backend or was re-created.  Errors (42704) when the queue
- * does not exist.  Caller is connected to SPI.
+ * open_queue finds a queue by name and returns its cache entry, (re)loaded
+ * when the queue is new to this backend or was re-created.  It switches to
+ * the queue tables' owner (recording the caller in *call; the caller
+ * restores it with restore_user), locks the message table in
+ * RowExclusiveLock, and, when mode is not 0, checks that the caller holds
+ * that privilege on the queue (ACL_INSERT to send, ACL_UPDATE to read).
+ * Errors 42704 when the queue does not exist and 42501 without the
+ * privilege.  Caller is connected to SPI.
  */
 static Ku9Queue *
-open_queue(const char *name)
+open_queue(const char *name, AclMode mode, QueueCall *call)
 {
 	RangeVar   *rv;
 	Oid			relid;
@@ -794,14 +798,6 @@ open_queue(const char *name)
 		queue_cache = hash_create("ku9 queue cache", 32, &info,
 								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-
-	rv = makeRangeVar("ku9_queue", psprintf("q_%s", name), -1);
-	relid = RangeVarGetRelidExtended(rv, RowExclusiveLock, RVR_MISSING_OK, NULL, NULL);
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("queue \"%s\" does not exist", name));
-
 	memset(key, 0, sizeof(key));
 	strlcpy(key, name, sizeof(key));
 	q = hash_search(queue_cache, key, HASH_ENTER, &found);
@@ -810,6 +806,17 @@ open_queue(const char *name)
 		q->relid = InvalidOid;
 		memset(q->plans, 0, sizeof(q->plans));
 	}
+
+	/* the caller may not even see the schema ku9_queue: look as the owner */
+	become_owner(OidIsValid(q->relid) ? q->owner : registry_owner(), call);
+
+	rv = makeRangeVar("ku9_queue", psprintf("q_%s", name), -1);
+	relid = RangeVarGetRelidExtended(rv, RowExclusiveLock, RVR_MISSING_OK, NULL, NULL);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("queue \"%s\" does not exist", name));
+
 	if (q->relid != relid)
 	{
 		HeapTuple	tup;
@@ -823,7 +830,12 @@ open_queue(const char *name)
 		q->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 		ReleaseSysCache(tup);
 		q->relid = relid;
+		restore_user(call);
+		become_owner(q->owner, call);
 	}
+
+	if (mode != 0)
+		require_queue_privilege(q, call->save_userid, mode);
 	return q;
 }
 
@@ -987,13 +999,11 @@ ku9_purge_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = arg_queue_name(fcinfo, 0);
 	QueueCall	call;
-	Ku9Queue   *q;
 	uint64		n;
 
 	require_service("purge a queue");
 	spi_connect();
-	q = open_queue(name);
-	become_owner(q->owner, &call);
+	(void) open_queue(name, 0, &call);
 	spi_run(psprintf("DELETE FROM %s", table_name("q", name)));
 	n = SPI_processed;
 	restore_user(&call);
@@ -1009,7 +1019,6 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 	char	   *privilege;
 	const char *acl;
 	QueueCall	call;
-	Ku9Queue   *q;
 
 	require_not_null(fcinfo, 1, "role");
 	require_not_null(fcinfo, 2, "privilege");
@@ -1027,8 +1036,7 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 
 	require_service(grant ? "grant queue privileges" : "revoke queue privileges");
 	spi_connect();
-	q = open_queue(name);
-	become_owner(q->owner, &call);
+	(void) open_queue(name, 0, &call);
 	spi_run(psprintf(grant ? "GRANT %s ON %s TO %s" : "REVOKE %s ON %s FROM %s",
 					 acl, table_name("q", name),
 					 quote_identifier(GetUserNameFromId(role, false))));
@@ -1117,12 +1125,10 @@ ku9_send(PG_FUNCTION_ARGS)
 	options_iterate("ku9.send", PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), send_option, &o);
 
 	spi_connect();
-	q = open_queue(name);
-	require_queue_privilege(q, ACL_INSERT);
+	q = open_queue(name, ACL_INSERT, &call);
 	check_payload(q, payload);
 	visible = send_times(&o, &vt, &now);
 
-	become_owner(q->owner, &call);
 	values[0] = Int32GetDatum(o.priority);
 	values[1] = TimestampTzGetDatum(vt);
 	values[2] = TimestampTzGetDatum(now);
@@ -1209,8 +1215,7 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 
 	Ku9InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	spi_connect();
-	q = open_queue(name);
-	require_queue_privilege(q, ACL_INSERT);
+	q = open_queue(name, ACL_INSERT, &call);
 	for (int i = 0; i < count; i++)
 	{
 		JsonbValue *v = getIthJsonbValueFromContainer(&payloads->root, i);
@@ -1232,7 +1237,6 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 	}
 	visible = send_times(&o, &vt, &now);
 
-	become_owner(q->owner, &call);
 	values[0] = Int32GetDatum(o.priority);
 	values[1] = TimestampTzGetDatum(vt);
 	values[2] = TimestampTzGetDatum(now);
@@ -1319,6 +1323,7 @@ dequeue(Ku9Queue *q, int qty, int vt, ReturnSetInfo *rsinfo)
 		if (i == 0)
 			buried = DatumGetInt64(cols[6]);
 	}
+	SPI_freetuptable(SPI_tuptable);
 	if (n > 0)
 		Ku9MetricAdd(KU9_M_QUEUE_READ, q->name, n);
 	if (buried > 0)
@@ -1365,12 +1370,10 @@ ku9_read(PG_FUNCTION_ARGS)
 
 	Ku9InitMaterializedSRF(fcinfo, 0);
 	spi_connect();
-	q = open_queue(name);
-	require_queue_privilege(q, ACL_UPDATE);
+	q = open_queue(name, ACL_UPDATE, &call);
 	vt = PG_ARGISNULL(2) ? q->vt : check_vt(PG_GETARG_INT32(2));
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
 
-	become_owner(q->owner, &call);
 	if (wait_ms == 0)
 		(void) dequeue(q, qty, vt, rsinfo);
 	else
@@ -1434,10 +1437,8 @@ ku9_pop(PG_FUNCTION_ARGS)
 
 	Ku9InitMaterializedSRF(fcinfo, 0);
 	spi_connect();
-	q = open_queue(name);
-	require_queue_privilege(q, ACL_UPDATE);
+	q = open_queue(name, ACL_UPDATE, &call);
 
-	become_owner(q->owner, &call);
 	values[0] = Int32GetDatum(qty);
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[2] = BoolGetDatum(q->archive);
@@ -1482,10 +1483,8 @@ ku9_ack(PG_FUNCTION_ARGS)
 				errmsg("ids must be a one-dimensional array"));
 
 	spi_connect();
-	q = open_queue(name);
-	require_queue_privilege(q, ACL_UPDATE);
+	q = open_queue(name, ACL_UPDATE, &call);
 
-	become_owner(q->owner, &call);
 	values[0] = PointerGetDatum(ids);
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[2] = BoolGetDatum(q->archive);
@@ -1511,10 +1510,8 @@ set_vt(const char *name, int64 id, int seconds, TimestampTz *newvt)
 	bool		found;
 
 	spi_connect();
-	q = open_queue(name);
-	require_queue_privilege(q, ACL_UPDATE);
+	q = open_queue(name, ACL_UPDATE, &call);
 
-	become_owner(q->owner, &call);
 	values[0] = Int64GetDatum(id);
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp() + (int64) seconds * USECS_PER_SEC);
 	spi_exec(get_plan(q, PLAN_SET_VT), values, NULL, SPI_OK_UPDATE_RETURNING);
@@ -1609,10 +1606,8 @@ ku9_fail(PG_FUNCTION_ARGS)
 	error = PG_ARGISNULL(2) ? cstring_to_text("(no error given)") : PG_GETARG_TEXT_PP(2);
 
 	spi_connect();
-	q = open_queue(name);
-	require_queue_privilege(q, ACL_UPDATE);
+	q = open_queue(name, ACL_UPDATE, &call);
 
-	become_owner(q->owner, &call);
 	values[0] = Int64GetDatum(id);
 	spi_exec(get_plan(q, PLAN_FAIL_LOCK), values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -1676,8 +1671,7 @@ ku9_queue_stats(PG_FUNCTION_ARGS)
 
 	require_service("read queue statistics");
 	spi_connect();
-	q = open_queue(name);
-	become_owner(q->owner, &call);
+	q = open_queue(name, 0, &call);
 	args[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	ret = SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*), "
 										 "pg_catalog.count(*) FILTER (WHERE vt " OP("<=") " $1), "
