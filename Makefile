@@ -40,7 +40,7 @@ TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql results regression.diffs regression.out \
-	output_iso tmp_check
+	output_iso tmp_check tmp_check_valgrind
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -54,7 +54,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control Makefile
 $(OBJS): $(wildcard src/*.h src/*/*.h)
 
 # the suites one by one, against the server at PGHOST/PGPORT
-.PHONY: check-regress check-isolation check-tap test run bench
+.PHONY: check-regress check-isolation check-tap test run bench valgrind
 check-regress:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
 check-isolation:
@@ -70,3 +70,7 @@ run:
 
 bench:
 	bash tools/bench.sh
+
+# test/valgrind/*.sql in single-user backends under valgrind (after make install)
+valgrind:
+	bash tools/valgrind.sh $(CURDIR)/tmp_check_valgrind

@@ -4,7 +4,8 @@
 # "N passed, N failed".  Exit status is non-zero on any failure.
 #
 # Suites: pg_regress (sql/, expected/), isolation (test/isolation/),
-# TAP (test/t/, each test makes its own clusters), node (test/http/).
+# TAP (test/t/, each test makes its own clusters), valgrind (test/valgrind/,
+# single-user backends under memcheck), node (test/http/).
 # They run as the postgres user in a copy of the tree that it can write.
 set -uo pipefail
 
@@ -76,6 +77,10 @@ echo "== TAP"
 as_pg make -C "$work/tree" -s check-tap PROVE_FLAGS=-v >"$work/tap.log" 2>&1
 tally tap $? "$work/tap.log" '^\s*ok [0-9]+' '^\s*not ok [0-9]+'
 [ -d "$work/tree/tmp_check/log" ] && rm -rf .test/tap-logs && cp -r "$work/tree/tmp_check/log" .test/tap-logs
+
+echo "== valgrind"
+bash tools/valgrind.sh "$work/valgrind" >"$work/valgrind.log" 2>&1
+tally valgrind $? "$work/valgrind.log" '^ok ' '^not ok '
 
 echo "== node"
 if [ -d test/http ] && ls test/http/*.test.mjs >/dev/null 2>&1; then

@@ -1,0 +1,22 @@
+-- queue functions under valgrind (single-user backend)
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+CREATE EXTENSION ku9;
+SELECT ku9.create_queue('vq', '{"max_attempts": 2, "archive": true}');
+SELECT ku9.send('vq', '{"a":1}', '{"headers": {"h": 1}, "priority": 3}');
+SELECT ku9.send('vq', '{"a":2}', '{"dedup_key": "k"}');
+SELECT ku9.send('vq', '{"a":3}', '{"dedup_key": "k"}');
+SELECT * FROM ku9.send_batch('vq', '[{"b":1},{"b":2}]', '{"delay": 0}');
+SELECT * FROM ku9.read('vq', 3, 0);
+SELECT * FROM ku9.read('vq', 3, 30, 10);
+SELECT ku9.fail('vq', 1, 'x');
+SELECT ku9.nack('vq', 1, 0);
+SELECT * FROM ku9.read('vq', 1, 0);
+SELECT ku9.fail('vq', 1, 'y');
+SELECT ku9.ack('vq', ARRAY[2,3,4]);
+SELECT * FROM ku9.pop('vq', 5);
+SELECT ku9.extend('vq', 5, 10);
+SELECT * FROM ku9.queue_stats('vq');
+SELECT ku9.send('vq', '1');
+SELECT ku9.purge_queue('vq');
+SELECT ku9.drop_queue('vq');
+DROP EXTENSION ku9;
