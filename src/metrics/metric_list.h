@@ -36,7 +36,7 @@ KU9_METRIC(KU9_M_METRICS_SERIES, "ku9_metrics_series", GAUGE, CLUSTER, NULL,
 		   "Metric series in use in shared memory.")
 KU9_METRIC(KU9_M_METRICS_SERIES_MAX, "ku9_metrics_series_max", GAUGE, CLUSTER,
 		   NULL, KU9_NO_BUCKETS,
-		   "Capacity of the series table (ku9.metrics_max_series).")
+		   "Capacity of the series table: ku9.metrics_max_series plus one start-up slot per metric family.")
 KU9_METRIC(KU9_M_METRICS_DROPPED, "ku9_metrics_dropped_total", COUNTER,
 		   CLUSTER, NULL, KU9_NO_BUCKETS,
 		   "Updates dropped because the series table was full.")

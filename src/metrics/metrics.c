@@ -117,6 +117,7 @@ typedef struct Ku9MetricsState
 {
 	LWLock	   *lock;
 	int			max_entries;
+	Ku9MetricSeries *series_gauge;	/* ku9_metrics_series, set under lock */
 } Ku9MetricsState;
 
 /* a backend's memo of the series it has touched */
@@ -255,6 +256,7 @@ Ku9MetricsShmemInit(void)
 		/* what the start-up series above occupy */
 		make_key(&key0, KU9_M_METRICS_SERIES, NULL);
 		series0 = hash_search(metrics_hash, &key0, HASH_FIND, NULL);
+		metrics_state->series_gauge = series0;
 		pg_atomic_write_u64(&series0->v[0],
 							double_bits((double) hash_get_num_entries(metrics_hash)));
 	}
@@ -276,7 +278,6 @@ get_series(Ku9MetricId id, const char *label)
 	Ku9MetricSeries *series;
 	bool		found;
 	bool		cacheable;
-	long		entries = 0;
 
 	if (metrics_state == NULL)
 		return NULL;
@@ -322,8 +323,10 @@ get_series(Ku9MetricId id, const char *label)
 			series = hash_search(metrics_hash, &key, HASH_ENTER_NULL, &found);
 			if (series != NULL && !found)
 				init_series_values(series);
+			/* under the lock, so concurrent creations set it in order */
+			pg_atomic_write_u64(&metrics_state->series_gauge->v[0],
+								double_bits((double) hash_get_num_entries(metrics_hash)));
 		}
-		entries = hash_get_num_entries(metrics_hash);
 		LWLockRelease(metrics_state->lock);
 
 		if (series == NULL)
@@ -339,7 +342,6 @@ get_series(Ku9MetricId id, const char *label)
 			Ku9MetricInc(KU9_M_METRICS_DROPPED, NULL);
 			return NULL;
 		}
-		Ku9MetricSet(KU9_M_METRICS_SERIES, NULL, (double) entries);
 	}
 
 	if (!cacheable)

@@ -96,6 +96,40 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM ku9.stats'),
 	'ku9.stats has a row for every sample of ku9.metrics()');
 promtool_ok($metrics, 'promtool accepts ku9.metrics()');
 
+# a database name that needs escaping in a label value; once the database
+# is dropped its series are no longer exported
+my $odd = q{odd "db" \ x};
+$node->safe_psql('postgres', q{CREATE DATABASE "odd ""db"" \ x"});
+is( $node->safe_psql(
+		$odd, qq(
+CREATE EXTENSION ku9 CASCADE;
+SET request.jwt.claims = '$claims_b';
+SELECT ku9.role();
+)),
+	'ku9_service',
+	'identity functions work in a second database');
+$metrics = $node->safe_psql('postgres', 'SELECT ku9.metrics()');
+like(
+	$metrics,
+	qr/^ku9_claims_parsed_total\{database="odd \\"db\\" \\\\ x"\} 1$/m,
+	'a database name is escaped in the label value');
+like(
+	$metrics,
+	qr/^ku9_claims_parsed_total\{database="postgres"\} 3$/m,
+	'each database has its own series');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT value FROM ku9.stats
+WHERE name = 'ku9_claims_parsed_total' AND labels->>'database' = 'odd "db" \ x'}),
+	1,
+	'ku9.stats has the database name unescaped');
+promtool_ok($metrics, 'promtool accepts an escaped database label');
+$node->safe_psql('postgres', q{DROP DATABASE "odd ""db"" \ x"});
+$metrics = $node->safe_psql('postgres', 'SELECT ku9.metrics()');
+unlike($metrics, qr/database="odd /,
+	'series of a dropped database are not exported');
+promtool_ok($metrics, 'promtool accepts ku9.metrics() after DROP DATABASE');
+
 # exact sums with 8 concurrent backends: each transaction sets claims of its
 # own (the txn field makes them unique), reads them twice and the uid once;
 # only the first call parses.  A failed check divides by zero and fails the

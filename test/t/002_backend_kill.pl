@@ -42,6 +42,8 @@ sub kill_backend
 	my ($node, $pid, $what) = @_;
 	my $offset = -s $node->logfile;
 
+	# never signal pid 0 or a negative pid (a process group)
+	die "$what: not a backend pid: '$pid'" unless $pid =~ /^[1-9][0-9]*$/;
 	is(kill('KILL', $pid), 1, "$what: SIGKILL sent to backend $pid");
 	$node->wait_for_log(
 		qr/server process \(PID $pid\) was terminated by signal 9/, $offset);
@@ -114,7 +116,10 @@ $session->query_safe(
 is($session->query_safe('SELECT ku9.uid()'),
 	'0b9e2c4d-1111-4e2f-8a3b-5c6d7e8f9a0b',
 	'the session to be killed uses the identity functions');
-$session->query_safe('SELECT ku9.metrics()');
+is( $session->query_safe(
+		q{SELECT ku9.metrics() ~ 'ku9_claims_parsed_total\{database="postgres"\} 1'}),
+	't',
+	'the session to be killed reads the metrics');
 is(stat_value($node, 'ku9_claims_parsed_total'),
 	1, 'its parse is counted before the crash');
 
@@ -134,23 +139,28 @@ SELECT length(ku9.metrics());
 SELECT count(*) FROM ku9.stats;
 });
 my ($bench_out, $bench_err) = ('', '');
-my $bench = IPC::Run::start(
-	[
-		'pgbench', '--no-vacuum', '--client=4', '--jobs=2', '--time=60',
-		'--file=' . $script, '--host=' . $node->host,
-		'--port=' . $node->port, 'postgres'
-	],
-	'>', \$bench_out, '2>', \$bench_err,
-	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+my $bench;
+{
+	# pgbench's backends are told apart by application_name
+	local $ENV{PGAPPNAME} = 'ku9_load';
+	$bench = IPC::Run::start(
+		[
+			'pgbench', '--no-vacuum', '--client=4', '--jobs=2', '--time=60',
+			'--file=' . $script, '--host=' . $node->host,
+			'--port=' . $node->port, 'postgres'
+		],
+		'>', \$bench_out, '2>', \$bench_err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+}
 
 ok( $node->poll_query_until(
 		'postgres', q{
-SELECT count(*) = 4 FROM pg_stat_activity WHERE application_name = 'pgbench'
+SELECT count(*) = 4 FROM pg_stat_activity WHERE application_name = 'ku9_load'
 AND (SELECT value FROM ku9.stats WHERE name = 'ku9_claims_parsed_total'
      AND labels->>'database' = 'postgres') >= 200}),
 	'pgbench is running and parsing claims');
 $pid = $node->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' ORDER BY pid LIMIT 1"
+	"SELECT pid FROM pg_stat_activity WHERE application_name = 'ku9_load' ORDER BY pid LIMIT 1"
 );
 
 kill_backend($node, $pid, 'pgbench backend');
