@@ -32,6 +32,7 @@
 #include "utils/uuid.h"
 
 #include "ku9.h"
+#include "core/util.h"
 #include "metrics/metrics.h"
 
 #define CLAIMS_SETTING "request.jwt.claims"
@@ -71,34 +72,19 @@ claims_error(int sqlerrcode, const char *msg, const char *detail)
 }
 
 /*
- * input_or_error calls a type input function on str.  A data exception
- * from it (bad syntax) becomes an error with our own message, keeping the
- * original message as detail; other errors propagate unchanged.
+ * input_or_error calls a type input function on str.  Bad input becomes a
+ * claims error with our own message, keeping the original message as
+ * detail.
  */
 static Datum
 input_or_error(PGFunction infunc, const char *str, const char *msg)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	Datum		result = (Datum) 0;
+	Datum		result;
+	char	   *detail;
 
-	PG_TRY();
-	{
-		result = DirectFunctionCall1(infunc, CStringGetDatum(str));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-			PG_RE_THROW();
-		FlushErrorState();
-		claims_error(ERRCODE_INVALID_TEXT_REPRESENTATION, msg,
-					 edata->detail ? edata->detail : edata->message);
-	}
-	PG_END_TRY();
-
+	if (!Ku9TryCall(infunc, CStringGetDatum(str), ObjectIdGetDatum(InvalidOid),
+					Int32GetDatum(-1), &result, &detail))
+		claims_error(ERRCODE_INVALID_TEXT_REPRESENTATION, msg, detail);
 	return result;
 }
 

@@ -70,6 +70,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
+#include "utils/guc.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
@@ -81,6 +82,7 @@
 
 #include "compat.h"
 #include "ku9.h"
+#include "core/util.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
 
@@ -131,8 +133,14 @@ typedef struct QueueCall
 
 static HTAB *queue_cache = NULL;
 
-/* wake-ups */
-static pg_atomic_uint64 *wait_slots = NULL;
+/* wake-ups: one slot per PGPROC */
+typedef struct Ku9WaitSlot
+{
+	pg_atomic_uint64 key;		/* (database, qid) waited on, or 0 */
+	pg_atomic_uint32 woken;		/* set by a sender before it sets the latch */
+} Ku9WaitSlot;
+
+static Ku9WaitSlot *wait_slots = NULL;
 static int	wait_nslots = 0;
 static List *pending_wakeups = NIL;	/* qids sent this transaction */
 static bool xact_callback_registered = false;
@@ -170,7 +178,7 @@ total_procs(void)
 Size
 Ku9QueueShmemSize(void)
 {
-	return mul_size(total_procs(), sizeof(pg_atomic_uint64));
+	return mul_size(total_procs(), sizeof(Ku9WaitSlot));
 }
 
 /*
@@ -188,7 +196,10 @@ Ku9QueueShmemInit(void)
 	if (!found)
 	{
 		for (int i = 0; i < wait_nslots; i++)
-			pg_atomic_init_u64(&wait_slots[i], 0);
+		{
+			pg_atomic_init_u64(&wait_slots[i].key, 0);
+			pg_atomic_init_u32(&wait_slots[i].woken, 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -203,7 +214,7 @@ static void
 clear_wait_slot(int code, Datum arg)
 {
 	if (wait_slots != NULL && MyProc != NULL)
-		pg_atomic_write_u64(&wait_slots[MyProc->pgprocno], 0);
+		pg_atomic_write_u64(&wait_slots[MyProc->pgprocno].key, 0);
 }
 
 /*
@@ -226,8 +237,11 @@ queue_xact_callback(XactEvent event, void *arg)
 			pg_memory_barrier();
 			for (int i = 0; i < wait_nslots; i++)
 			{
-				if (pg_atomic_read_u64(&wait_slots[i]) == key)
+				if (pg_atomic_read_u64(&wait_slots[i].key) == key)
+				{
+					pg_atomic_write_u32(&wait_slots[i].woken, 1);
 					SetLatch(&ProcGlobal->allProcs[i].procLatch);
+				}
 			}
 		}
 	}
@@ -364,6 +378,22 @@ restore_user(QueueCall *call)
 	SetUserIdAndSecContext(call->save_userid, call->save_sec);
 }
 
+/*
+ * restrict_search_path sets search_path to pg_catalog, pg_temp until
+ * AtEOXact_GUC(true, level) with the returned level.  The management
+ * functions run DDL as the owner under it, so that nothing the caller put
+ * on its search_path can be picked up.
+ */
+static int
+restrict_search_path(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
 static Oid
 registry_owner(void)
 {
@@ -396,9 +426,14 @@ option_error(const char *func, const char *key, const char *what)
 static double
 option_number(const char *func, const char *key, JsonbValue *v)
 {
+	Datum		d;
+	char	   *message;
+
 	if (v->type != jbvNumeric)
 		option_error(func, key, "expected a number");
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	if (!Ku9TryCall(numeric_float8, NumericGetDatum(v->val.numeric), 0, 0, &d, &message))
+		option_error(func, key, "the number is out of range");
+	return DatumGetFloat8(d);
 }
 
 static int
@@ -491,10 +526,16 @@ create_option(const char *key, JsonbValue *v, void *state)
 	}
 	else if (strcmp(key, "retention") == 0)
 	{
+		Datum		interval;
+		char	   *message;
+		Interval	zero = {0};
+
 		o->retention = option_string(f, key, v);
-		/* validated by the interval input function */
-		(void) DirectFunctionCall3(interval_in, CStringGetDatum(o->retention),
-								   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		if (!Ku9TryCall(interval_in, CStringGetDatum(o->retention),
+						ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1), &interval, &message))
+			option_error(f, key, psprintf("expected an interval such as '7 days' (%s)", message));
+		if (DatumGetBool(DirectFunctionCall2(interval_lt, interval, IntervalPGetDatum(&zero))))
+			option_error(f, key, "expected an interval of zero or more");
 	}
 	else if (strcmp(key, "max_payload") == 0)
 		o->max_payload = option_int(f, key, v, 1, 256 * 1024 * 1024);
@@ -527,10 +568,16 @@ send_option(const char *key, JsonbValue *v, void *state)
 		if (v->type == jbvString)
 		{
 			char	   *s = option_string(f, key, v);
+			Datum		at;
+			char	   *message;
 
-			o->at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
-															ObjectIdGetDatum(InvalidOid),
-															Int32GetDatum(-1)));
+			if (!Ku9TryCall(timestamptz_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
+							Int32GetDatum(-1), &at, &message))
+				option_error(f, key, psprintf("expected seconds or a timestamp (%s)", message));
+			o->at = DatumGetTimestampTz(at);
+			if (TIMESTAMP_NOT_FINITE(o->at) ||
+				o->at > GetCurrentTimestamp() + (int64) 365 * USECS_PER_DAY)
+				option_error(f, key, "expected a timestamp at most one year ahead");
 			o->has_at = true;
 		}
 		else
@@ -634,24 +681,35 @@ plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
 							"r AS (UPDATE %s q SET vt = $3, attempts = q.attempts " OP("+") " 1 FROM c "
 							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP("<") " $4 "
 							"  RETURNING q.msg_id, q.attempts, q.enqueued_at, q.vt, q.payload, q.headers, q.priority) "
-							"SELECT msg_id, attempts, enqueued_at, vt, payload, headers, "
-							"       (SELECT pg_catalog.count(*) FROM buried) AS buried "
-							"FROM r ORDER BY priority DESC, msg_id",
+							"SELECT r.msg_id, r.attempts, r.enqueued_at, r.vt, r.payload, r.headers, b.buried "
+							"FROM (SELECT pg_catalog.count(*) AS buried FROM buried) b LEFT JOIN r ON true "
+							"ORDER BY r.priority DESC, r.msg_id",
 							candidates, qt, dt, qt);
 		case PLAN_POP:
-			/* $1 qty, $2 now, $3 archive? */
-			*nargs = 3;
+			/* $1 qty, $2 now, $3 archive?, $4 max_attempts */
+			*nargs = 4;
 			types[0] = INT4OID;
 			types[1] = TIMESTAMPTZOID;
 			types[2] = BOOLOID;
+			types[3] = INT4OID;
 			return psprintf("WITH c AS (%s), "
-							"m AS (DELETE FROM %s q USING c WHERE q.msg_id " OP("=") " c.msg_id RETURNING q.*), "
+							"dead AS (DELETE FROM %s q USING c "
+							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP(">=") " $4 "
+							"  RETURNING q.*), "
+							"buried AS (INSERT INTO %s (msg_id, priority, enqueued_at, dead_at, attempts, dedup_key, headers, payload, last_error) "
+							"  SELECT msg_id, priority, enqueued_at, $2, attempts, dedup_key, headers, payload, "
+							"         COALESCE(last_error, 'visibility timeout expired after the last attempt') FROM dead "
+							"  RETURNING 1), "
+							"m AS (DELETE FROM %s q USING c "
+							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP("<") " $4 "
+							"  RETURNING q.*), "
 							"a AS (INSERT INTO %s (msg_id, priority, enqueued_at, acked_at, attempts, dedup_key, headers, payload) "
 							"  SELECT msg_id, priority, enqueued_at, $2, attempts " OP("+") " 1, dedup_key, headers, payload "
 							"  FROM m WHERE $3) "
-							"SELECT msg_id, attempts " OP("+") " 1, enqueued_at, vt, payload, headers "
-							"FROM m ORDER BY priority DESC, msg_id",
-							candidates, qt, at);
+							"SELECT m.msg_id, m.attempts " OP("+") " 1, m.enqueued_at, m.vt, m.payload, m.headers, b.buried "
+							"FROM (SELECT pg_catalog.count(*) AS buried FROM buried) b LEFT JOIN m ON true "
+							"ORDER BY m.priority DESC, m.msg_id",
+							candidates, qt, dt, qt, at);
 		case PLAN_ACK:
 			/* $1 ids, $2 now, $3 archive? */
 			*nargs = 3;
@@ -879,6 +937,7 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 	Jsonb	   *options = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	CreateOptions o = {30, 5, 1.0, 3600.0, false, "7 days", 1048576};
 	QueueCall	call;
+	int			guc_level;
 	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, BOOLOID, TEXTOID, INT4OID};
 	Datum		values[8];
 	char	   *qt = table_name("q", name);
@@ -887,6 +946,7 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 	int			ret;
 
 	require_service("create a queue");
+	guc_level = restrict_search_path();
 	options_iterate("ku9.create_queue", options, create_option, &o);
 	if (o.backoff_max < o.backoff_base)
 		ereport(ERROR,
@@ -916,46 +976,59 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_DUPLICATE_OBJECT),
 				errmsg("queue \"%s\" already exists", name));
 
+	/*
+	 * Types are qualified, and index, constraint and sequence names carry a
+	 * '$', which queue names cannot, so no queue's objects clash with
+	 * another's.
+	 */
 	spi_run(psprintf("CREATE TABLE %s ("
-					 "msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-					 "priority integer NOT NULL DEFAULT 0, "
-					 "vt timestamptz NOT NULL, "
-					 "enqueued_at timestamptz NOT NULL, "
-					 "attempts integer NOT NULL DEFAULT 0, "
-					 "dedup_key text, "
-					 "headers jsonb, "
-					 "payload jsonb NOT NULL, "
-					 "last_error text)", qt));
+					 "msg_id pg_catalog.int8 GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME %s), "
+					 "priority pg_catalog.int4 NOT NULL DEFAULT 0, "
+					 "vt pg_catalog.timestamptz NOT NULL, "
+					 "enqueued_at pg_catalog.timestamptz NOT NULL, "
+					 "attempts pg_catalog.int4 NOT NULL DEFAULT 0, "
+					 "dedup_key pg_catalog.text, "
+					 "headers pg_catalog.jsonb, "
+					 "payload pg_catalog.jsonb NOT NULL, "
+					 "last_error pg_catalog.text, "
+					 "CONSTRAINT %s PRIMARY KEY (msg_id))",
+					 qt, table_name("q", psprintf("%s$msg_id_seq", name)),
+					 quote_identifier(psprintf("q_%s$pkey", name))));
 	spi_run(psprintf("CREATE INDEX %s ON %s (priority DESC, msg_id)",
-					 quote_identifier(psprintf("q_%s_dequeue", name)), qt));
+					 quote_identifier(psprintf("q_%s$dequeue", name)), qt));
 	spi_run(psprintf("CREATE UNIQUE INDEX %s ON %s (dedup_key) WHERE dedup_key IS NOT NULL",
-					 quote_identifier(psprintf("q_%s_dedup", name)), qt));
+					 quote_identifier(psprintf("q_%s$dedup", name)), qt));
 	spi_run(psprintf("CREATE TABLE %s ("
-					 "msg_id bigint PRIMARY KEY, "
-					 "priority integer NOT NULL, "
-					 "enqueued_at timestamptz NOT NULL, "
-					 "acked_at timestamptz NOT NULL, "
-					 "attempts integer NOT NULL, "
-					 "dedup_key text, "
-					 "headers jsonb, "
-					 "payload jsonb NOT NULL)", at));
+					 "msg_id pg_catalog.int8, "
+					 "priority pg_catalog.int4 NOT NULL, "
+					 "enqueued_at pg_catalog.timestamptz NOT NULL, "
+					 "acked_at pg_catalog.timestamptz NOT NULL, "
+					 "attempts pg_catalog.int4 NOT NULL, "
+					 "dedup_key pg_catalog.text, "
+					 "headers pg_catalog.jsonb, "
+					 "payload pg_catalog.jsonb NOT NULL, "
+					 "CONSTRAINT %s PRIMARY KEY (msg_id))",
+					 at, quote_identifier(psprintf("a_%s$pkey", name))));
 	spi_run(psprintf("CREATE INDEX %s ON %s (acked_at)",
-					 quote_identifier(psprintf("a_%s_acked_at", name)), at));
+					 quote_identifier(psprintf("a_%s$acked_at", name)), at));
 	spi_run(psprintf("CREATE TABLE %s ("
-					 "msg_id bigint PRIMARY KEY, "
-					 "priority integer NOT NULL, "
-					 "enqueued_at timestamptz NOT NULL, "
-					 "dead_at timestamptz NOT NULL, "
-					 "attempts integer NOT NULL, "
-					 "dedup_key text, "
-					 "headers jsonb, "
-					 "payload jsonb NOT NULL, "
-					 "last_error text)", dt));
+					 "msg_id pg_catalog.int8, "
+					 "priority pg_catalog.int4 NOT NULL, "
+					 "enqueued_at pg_catalog.timestamptz NOT NULL, "
+					 "dead_at pg_catalog.timestamptz NOT NULL, "
+					 "attempts pg_catalog.int4 NOT NULL, "
+					 "dedup_key pg_catalog.text, "
+					 "headers pg_catalog.jsonb, "
+					 "payload pg_catalog.jsonb NOT NULL, "
+					 "last_error pg_catalog.text, "
+					 "CONSTRAINT %s PRIMARY KEY (msg_id))",
+					 dt, quote_identifier(psprintf("d_%s$pkey", name))));
 	spi_run(psprintf("GRANT SELECT, INSERT, UPDATE ON %s TO ku9_service", qt));
 	spi_run(psprintf("GRANT SELECT ON %s, %s TO ku9_service", at, dt));
 
 	restore_user(&call);
 	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
 	PG_RETURN_VOID();
 }
 
@@ -967,12 +1040,14 @@ ku9_drop_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = arg_queue_name(fcinfo, 0);
 	QueueCall	call;
+	int			guc_level;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	int			ret;
 	bool		existed;
 
 	require_service("drop a queue");
+	guc_level = restrict_search_path();
 	spi_connect();
 	become_owner(registry_owner(), &call);
 
@@ -988,6 +1063,7 @@ ku9_drop_queue(PG_FUNCTION_ARGS)
 
 	restore_user(&call);
 	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
 	PG_RETURN_BOOL(existed);
 }
 
@@ -999,15 +1075,18 @@ ku9_purge_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = arg_queue_name(fcinfo, 0);
 	QueueCall	call;
+	int			guc_level;
 	uint64		n;
 
 	require_service("purge a queue");
+	guc_level = restrict_search_path();
 	spi_connect();
 	(void) open_queue(name, 0, &call);
 	spi_run(psprintf("DELETE FROM %s", table_name("q", name)));
 	n = SPI_processed;
 	restore_user(&call);
 	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
 	PG_RETURN_INT64((int64) n);
 }
 
@@ -1019,6 +1098,7 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 	char	   *privilege;
 	const char *acl;
 	QueueCall	call;
+	int			guc_level;
 
 	require_not_null(fcinfo, 1, "role");
 	require_not_null(fcinfo, 2, "privilege");
@@ -1035,6 +1115,7 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 				errhint("The queue privileges are 'send' and 'read'."));
 
 	require_service(grant ? "grant queue privileges" : "revoke queue privileges");
+	guc_level = restrict_search_path();
 	spi_connect();
 	(void) open_queue(name, 0, &call);
 	spi_run(psprintf(grant ? "GRANT %s ON %s TO %s" : "REVOKE %s ON %s FROM %s",
@@ -1042,6 +1123,7 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 					 quote_identifier(GetUserNameFromId(role, false))));
 	restore_user(&call);
 	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
 }
 
 /*
@@ -1294,41 +1376,58 @@ check_vt(int vt)
 }
 
 /*
- * dequeue runs the read statement once and puts the messages it hands out
- * into the tuplestore; returns how many.  Caller is connected to SPI and
- * runs as the owner.
+ * dequeue hands out up to qty visible messages into the tuplestore and
+ * returns how many: it runs the read statement (or, for pop, the pop
+ * statement) and, when that dead-lettered messages whose attempts were used
+ * up instead of handing them out, runs it again for the rest.  Caller is
+ * connected to SPI and runs as the owner.
  */
 static uint64
-dequeue(Ku9Queue *q, int qty, int vt, ReturnSetInfo *rsinfo)
+dequeue(Ku9Queue *q, int qty, int vt, ReturnSetInfo *rsinfo, bool pop)
 {
-	Datum		values[4];
-	TimestampTz now = GetCurrentTimestamp();
-	uint64		n;
-	int64		buried = 0;
+	uint64		total = 0;
 
-	values[0] = Int32GetDatum(qty);
-	values[1] = TimestampTzGetDatum(now);
-	values[2] = TimestampTzGetDatum(now + (int64) vt * USECS_PER_SEC);
-	values[3] = Int32GetDatum(q->max_attempts);
-	spi_exec(get_plan(q, PLAN_READ), values, NULL, SPI_OK_SELECT);
-
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
+	for (;;)
 	{
-		Datum		cols[7];
-		bool		nulls[7];
+		Datum		values[4];
+		TimestampTz now = GetCurrentTimestamp();
+		int64		buried = 0;
 
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, cols, nulls);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, nulls);
-		if (i == 0)
+		values[0] = Int32GetDatum(qty - (int) total);
+		values[1] = TimestampTzGetDatum(now);
+		if (pop)
+			values[2] = BoolGetDatum(q->archive);
+		else
+			values[2] = TimestampTzGetDatum(now + (int64) vt * USECS_PER_SEC);
+		values[3] = Int32GetDatum(q->max_attempts);
+		spi_exec(get_plan(q, pop ? PLAN_POP : PLAN_READ), values, NULL, SPI_OK_SELECT);
+
+		/* every row carries the dead-letter count; no message: a NULL id */
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		cols[7];
+			bool		nulls[7];
+
+			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, cols, nulls);
 			buried = DatumGetInt64(cols[6]);
+			if (nulls[0])
+				continue;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, nulls);
+			total++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		if (buried > 0)
+			Ku9MetricAdd(KU9_M_QUEUE_DEAD, q->name, buried);
+		if (buried == 0 || total >= (uint64) qty)
+			break;
 	}
-	SPI_freetuptable(SPI_tuptable);
-	if (n > 0)
-		Ku9MetricAdd(KU9_M_QUEUE_READ, q->name, n);
-	if (buried > 0)
-		Ku9MetricAdd(KU9_M_QUEUE_DEAD, q->name, buried);
-	return n;
+	if (total > 0)
+	{
+		Ku9MetricAdd(KU9_M_QUEUE_READ, q->name, total);
+		if (pop)
+			Ku9MetricAdd(KU9_M_QUEUE_ACKED, q->name, total);
+	}
+	return total;
 }
 
 /*
@@ -1347,8 +1446,7 @@ ku9_read(PG_FUNCTION_ARGS)
 	Ku9Queue   *q;
 	QueueCall	call;
 	TimestampTz deadline;
-	volatile bool waiting = false;
-	volatile bool woken = false;
+	bool		waited = false;
 
 	require_not_null(fcinfo, 3, "wait_ms");
 	wait_ms = PG_GETARG_INT32(3);
@@ -1375,32 +1473,40 @@ ku9_read(PG_FUNCTION_ARGS)
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
 
 	if (wait_ms == 0)
-		(void) dequeue(q, qty, vt, rsinfo);
+		(void) dequeue(q, qty, vt, rsinfo, false);
 	else
 	{
+		Ku9WaitSlot *slot = &wait_slots[MyProc->pgprocno];
+
+		if (!exit_callback_registered)
+		{
+			before_shmem_exit(clear_wait_slot, (Datum) 0);
+			exit_callback_registered = true;
+		}
 		PG_TRY();
 		{
-			if (!exit_callback_registered)
-			{
-				before_shmem_exit(clear_wait_slot, (Datum) 0);
-				exit_callback_registered = true;
-			}
-			pg_atomic_write_u64(&wait_slots[MyProc->pgprocno], wait_key(q->qid));
+			pg_atomic_write_u32(&slot->woken, 0);
+			pg_atomic_write_u64(&slot->key, wait_key(q->qid));
 			pg_memory_barrier();
 			for (;;)
 			{
 				long		remaining;
 
 				ResetLatch(MyLatch);
-				if (dequeue(q, qty, vt, rsinfo) > 0)
+				if (dequeue(q, qty, vt, rsinfo, false) > 0)
 				{
-					woken = waiting;
+					if (pg_atomic_read_u32(&slot->woken) != 0)
+						Ku9MetricInc(KU9_M_QUEUE_WAKEUPS, q->name);
 					break;
 				}
 				remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 				if (remaining <= 0)
 					break;
-				waiting = true;
+				if (!waited)
+				{
+					waited = true;
+					Ku9MetricInc(KU9_M_QUEUE_WAITS, q->name);
+				}
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 remaining, KU9_WAIT_EVENT_EXTENSION);
 				CHECK_FOR_INTERRUPTS();
@@ -1408,16 +1514,12 @@ ku9_read(PG_FUNCTION_ARGS)
 		}
 		PG_FINALLY();
 		{
-			pg_atomic_write_u64(&wait_slots[MyProc->pgprocno], 0);
+			pg_atomic_write_u64(&wait_slots[MyProc->pgprocno].key, 0);
 		}
 		PG_END_TRY();
 	}
 	restore_user(&call);
 	SPI_finish();
-	if (waiting)
-		Ku9MetricInc(KU9_M_QUEUE_WAITS, q->name);
-	if (woken)
-		Ku9MetricInc(KU9_M_QUEUE_WAKEUPS, q->name);
 	PG_RETURN_VOID();
 }
 
@@ -1433,29 +1535,11 @@ ku9_pop(PG_FUNCTION_ARGS)
 	int			qty = arg_qty(fcinfo, 1);
 	Ku9Queue   *q;
 	QueueCall	call;
-	Datum		values[3];
 
 	Ku9InitMaterializedSRF(fcinfo, 0);
 	spi_connect();
 	q = open_queue(name, ACL_UPDATE, &call);
-
-	values[0] = Int32GetDatum(qty);
-	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
-	values[2] = BoolGetDatum(q->archive);
-	spi_exec(get_plan(q, PLAN_POP), values, NULL, SPI_OK_SELECT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		Datum		cols[6];
-		bool		nulls[6];
-
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, cols, nulls);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, nulls);
-	}
-	if (SPI_processed > 0)
-	{
-		Ku9MetricAdd(KU9_M_QUEUE_READ, q->name, SPI_processed);
-		Ku9MetricAdd(KU9_M_QUEUE_ACKED, q->name, SPI_processed);
-	}
+	(void) dequeue(q, qty, 0, rsinfo, true);
 	restore_user(&call);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -1655,6 +1739,7 @@ ku9_queue_stats(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Ku9Queue   *q;
 	QueueCall	call;
+	int			guc_level;
 	Datum		values[13];
 	bool		nulls[13] = {false};
 	Oid			types[1] = {TIMESTAMPTZOID};
@@ -1670,6 +1755,7 @@ ku9_queue_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	require_service("read queue statistics");
+	guc_level = restrict_search_path();
 	spi_connect();
 	q = open_queue(name, 0, &call);
 	args[0] = TimestampTzGetDatum(GetCurrentTimestamp());
@@ -1698,6 +1784,7 @@ ku9_queue_stats(PG_FUNCTION_ARGS)
 	}
 	restore_user(&call);
 	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
 
 	for (int i = 0; i < (int) lengthof(totals); i++)
 	{
