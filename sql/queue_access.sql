@@ -163,6 +163,13 @@ SELECT ku9.drop_queue('qa_path');
 DROP DOMAIN regress_ku9_q_types.jsonb, regress_ku9_q_types.timestamptz, regress_ku9_q_types.text;
 DROP SCHEMA regress_ku9_q_types;
 
+-- a grant to a role that cannot reach ku9's functions says so
+CREATE ROLE regress_ku9_q_plain;
+SELECT ku9.create_queue('qa_plain');
+SELECT ku9.grant_queue('qa_plain', 'regress_ku9_q_plain', 'send');
+SELECT ku9.revoke_queue('qa_plain', 'regress_ku9_q_plain', 'send');
+DROP ROLE regress_ku9_q_plain;
+
 SELECT ku9.drop_queue(name) FROM ku9.list_queues();
 DROP ROLE regress_ku9_q_app;
 DROP ROLE regress_ku9_q_svc;

@@ -1124,6 +1124,11 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 	restore_user(&call);
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
+
+	if (grant && pg_namespace_aclcheck(get_namespace_oid("ku9", false), role, ACL_USAGE) != ACLCHECK_OK)
+		ereport(NOTICE,
+				errmsg("role \"%s\" cannot call ku9's functions yet", GetUserNameFromId(role, false)),
+				errhint("Grant it one of ku9_anon, ku9_user or ku9_service, which have USAGE on schema ku9."));
 }
 
 /*
