@@ -149,6 +149,7 @@ static bool exit_callback_registered = false;
 PG_FUNCTION_INFO_V1(ku9_create_queue);
 PG_FUNCTION_INFO_V1(ku9_drop_queue);
 PG_FUNCTION_INFO_V1(ku9_purge_queue);
+PG_FUNCTION_INFO_V1(ku9_prune_archive);
 PG_FUNCTION_INFO_V1(ku9_send);
 PG_FUNCTION_INFO_V1(ku9_send_batch);
 PG_FUNCTION_INFO_V1(ku9_read);
@@ -1088,6 +1089,65 @@ ku9_purge_queue(PG_FUNCTION_ARGS)
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * ku9_prune_archive deletes archived messages older than their queue's
+ * retention, in one queue or (NULL) in all, and returns how many.
+ */
+Datum
+ku9_prune_archive(PG_FUNCTION_ARGS)
+{
+	char	   *name = PG_ARGISNULL(0) ? NULL : arg_queue_name(fcinfo, 0);
+	QueueCall	call;
+	int			guc_level;
+	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	char		nulls[2] = {name ? ' ' : 'n', ' '};
+	SPITupleTable *queues;
+	uint64		nqueues;
+	int64		total = 0;
+	int			ret;
+
+	require_service("prune queue archives");
+	guc_level = restrict_search_path();
+	spi_connect();
+	become_owner(registry_owner(), &call);
+
+	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
+	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	ret = SPI_execute_with_args("SELECT name, $2 " OP("-") " retention FROM ku9.queues "
+								"WHERE $1 IS NULL OR name " OP("=") " $1 ORDER BY name",
+								2, types, values, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (name != NULL && SPI_processed == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("queue \"%s\" does not exist", name));
+	queues = SPI_tuptable;
+	nqueues = SPI_processed;
+
+	for (uint64 i = 0; i < nqueues; i++)
+	{
+		char	   *qname = SPI_getvalue(queues->vals[i], queues->tupdesc, 1);
+		bool		isnull;
+		Datum		cutoff[1];
+		Oid			cutoff_type[1] = {TIMESTAMPTZOID};
+
+		cutoff[0] = SPI_getbinval(queues->vals[i], queues->tupdesc, 2, &isnull);
+		ret = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE acked_at " OP("<") " $1",
+											 table_name("a", qname)),
+									1, cutoff_type, cutoff, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		total += SPI_processed;
+	}
+
+	restore_user(&call);
+	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
+	PG_RETURN_INT64(total);
 }
 
 static void

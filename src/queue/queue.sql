@@ -67,6 +67,13 @@ CREATE FUNCTION ku9.purge_queue(name text)
 COMMENT ON FUNCTION ku9.purge_queue(text) IS
     'delete every message of a queue (not its archive or dead letters); returns how many';
 
+CREATE FUNCTION ku9.prune_archive(queue text DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ku9_prune_archive'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION ku9.prune_archive(text) IS
+    'delete archived messages older than their queue''s retention, in one queue or (NULL) all; returns how many';
+
 CREATE FUNCTION ku9.send(queue text, payload jsonb, options jsonb DEFAULT '{}')
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'ku9_send'
@@ -157,7 +164,7 @@ COMMENT ON FUNCTION ku9.revoke_queue(text, regrole, text) IS
 
 REVOKE ALL ON FUNCTION
     ku9.create_queue(text, jsonb), ku9.drop_queue(text), ku9.purge_queue(text),
-    ku9.send(text, jsonb, jsonb), ku9.send_batch(text, jsonb, jsonb),
+    ku9.prune_archive(text), ku9.send(text, jsonb, jsonb), ku9.send_batch(text, jsonb, jsonb),
     ku9.read(text, integer, integer, integer), ku9.pop(text, integer),
     ku9.ack(text, bigint[]), ku9.nack(text, bigint, integer), ku9.fail(text, bigint, text),
     ku9.extend(text, bigint, integer), ku9.queue_stats(text), ku9.list_queues(),
@@ -166,7 +173,7 @@ REVOKE ALL ON FUNCTION
 -- managing queues is for ku9_service (checked again in C)
 GRANT EXECUTE ON FUNCTION
     ku9.create_queue(text, jsonb), ku9.drop_queue(text), ku9.purge_queue(text),
-    ku9.queue_stats(text), ku9.list_queues(),
+    ku9.prune_archive(text), ku9.queue_stats(text), ku9.list_queues(),
     ku9.grant_queue(text, regrole, text), ku9.revoke_queue(text, regrole, text)
     TO ku9_service;
 -- sending and reading: whoever holds the queue's grant (checked in C)
