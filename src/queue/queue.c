@@ -621,10 +621,23 @@ plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
 	char	   *qt = table_name("q", q->name);
 	char	   *at = table_name("a", q->name);
 	char	   *dt = table_name("d", q->name);
-	const char *candidates;
+	const char *taken;
 
-	candidates = psprintf("SELECT msg_id, attempts FROM %s WHERE vt " OP("<=") " $2 "
-						  "ORDER BY priority DESC, msg_id LIMIT $1 FOR UPDATE SKIP LOCKED", qt);
+	/*
+	 * read and pop start alike: c takes up to $1 visible messages (as of $2)
+	 * in order, skipping locked ones; those that already had $4 attempts go
+	 * to the dead letters (dead, buried), the others are handed out.
+	 */
+	taken = psprintf("WITH c AS (SELECT msg_id, attempts FROM %s WHERE vt " OP("<=") " $2 "
+					 "  ORDER BY priority DESC, msg_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
+					 "dead AS (DELETE FROM %s q USING c "
+					 "  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP(">=") " $4 "
+					 "  RETURNING q.*), "
+					 "buried AS (INSERT INTO %s (msg_id, priority, enqueued_at, dead_at, attempts, dedup_key, headers, payload, last_error) "
+					 "  SELECT msg_id, priority, enqueued_at, $2, attempts, dedup_key, headers, payload, "
+					 "         COALESCE(last_error, 'visibility timeout expired after the last attempt') FROM dead "
+					 "  RETURNING 1)",
+					 qt, qt, dt);
 
 	switch (plan)
 	{
@@ -671,21 +684,14 @@ plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
 			types[1] = TIMESTAMPTZOID;
 			types[2] = TIMESTAMPTZOID;
 			types[3] = INT4OID;
-			return psprintf("WITH c AS (%s), "
-							"dead AS (DELETE FROM %s q USING c "
-							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP(">=") " $4 "
-							"  RETURNING q.*), "
-							"buried AS (INSERT INTO %s (msg_id, priority, enqueued_at, dead_at, attempts, dedup_key, headers, payload, last_error) "
-							"  SELECT msg_id, priority, enqueued_at, $2, attempts, dedup_key, headers, payload, "
-							"         COALESCE(last_error, 'visibility timeout expired after the last attempt') FROM dead "
-							"  RETURNING 1), "
+			return psprintf("%s, "
 							"r AS (UPDATE %s q SET vt = $3, attempts = q.attempts " OP("+") " 1 FROM c "
 							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP("<") " $4 "
 							"  RETURNING q.msg_id, q.attempts, q.enqueued_at, q.vt, q.payload, q.headers, q.priority) "
 							"SELECT r.msg_id, r.attempts, r.enqueued_at, r.vt, r.payload, r.headers, b.buried "
 							"FROM (SELECT pg_catalog.count(*) AS buried FROM buried) b LEFT JOIN r ON true "
 							"ORDER BY r.priority DESC, r.msg_id",
-							candidates, qt, dt, qt);
+							taken, qt);
 		case PLAN_POP:
 			/* $1 qty, $2 now, $3 archive?, $4 max_attempts */
 			*nargs = 4;
@@ -693,14 +699,7 @@ plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
 			types[1] = TIMESTAMPTZOID;
 			types[2] = BOOLOID;
 			types[3] = INT4OID;
-			return psprintf("WITH c AS (%s), "
-							"dead AS (DELETE FROM %s q USING c "
-							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP(">=") " $4 "
-							"  RETURNING q.*), "
-							"buried AS (INSERT INTO %s (msg_id, priority, enqueued_at, dead_at, attempts, dedup_key, headers, payload, last_error) "
-							"  SELECT msg_id, priority, enqueued_at, $2, attempts, dedup_key, headers, payload, "
-							"         COALESCE(last_error, 'visibility timeout expired after the last attempt') FROM dead "
-							"  RETURNING 1), "
+			return psprintf("%s, "
 							"m AS (DELETE FROM %s q USING c "
 							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP("<") " $4 "
 							"  RETURNING q.*), "
@@ -710,7 +709,7 @@ plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
 							"SELECT m.msg_id, m.attempts " OP("+") " 1, m.enqueued_at, m.vt, m.payload, m.headers, b.buried "
 							"FROM (SELECT pg_catalog.count(*) AS buried FROM buried) b LEFT JOIN m ON true "
 							"ORDER BY m.priority DESC, m.msg_id",
-							candidates, qt, dt, qt, at);
+							taken, qt, at);
 		case PLAN_ACK:
 			/* $1 ids, $2 now, $3 archive? */
 			*nargs = 3;
