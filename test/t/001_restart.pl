@@ -9,38 +9,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-
-# promtool_ok checks a Prometheus exposition with promtool (read from stdin).
-sub promtool_ok
-{
-	my ($text, $name) = @_;
-	my ($out, $err) = ('', '');
-	my $ok = IPC::Run::run([ 'promtool', 'check', 'metrics' ],
-		'<', \$text, '>', \$out, '2>', \$err);
-	ok($ok, $name) or diag("promtool said:\n$out$err\ninput was:\n$text");
-}
-
-# stat_value returns the value of the sample $name of the current database
-# from ku9.stats, 0 when there is no such series yet.  It does not call any
-# identity function, so it never changes the claims counters itself.
-sub stat_value
-{
-	my ($node, $name) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT coalesce((SELECT value FROM ku9.stats
-			WHERE name = '$name' AND labels->>'database' = current_database()), 0)::numeric"
-	);
-}
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Ku9Test;
 
 my $uid = '6f1c3a52-8d0e-4b6b-9a43-2f5d1e7c9b10';
 my $claims_a = qq({"sub":"$uid","role":"ku9_user","email":"a\@example.com"});
 my $claims_b = q({"sub":"0b9e2c4d-1111-4e2f-8a3b-5c6d7e8f9a0b","role":"ku9_service"});
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'ku9'");
-$node->start;
+my $node = ku9_node('main');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION ku9 CASCADE');
 is( $node->safe_psql('postgres',
@@ -49,7 +26,7 @@ is( $node->safe_psql('postgres',
 	'ku9,pgcrypto',
 	'CREATE EXTENSION ku9 CASCADE installs ku9 and pgcrypto');
 
-is(stat_value($node, 'ku9_claims_parsed_total'),
+is(stat_value($node, 'postgres', 'ku9_claims_parsed_total'),
 	0, 'no claims parsed before the first call');
 
 # identity functions; a second call with the same claims hits the cache, a
@@ -67,11 +44,11 @@ SELECT ku9.claims() IS NULL AND ku9.uid() IS NULL AND ku9.role() IS NULL;
 	"a\@example.com|$uid|ku9_user\nt\nku9_service\nt",
 	'identity functions read request.jwt.claims');
 
-is(stat_value($node, 'ku9_claims_parsed_total'),
+is(stat_value($node, 'postgres', 'ku9_claims_parsed_total'),
 	2, 'each distinct claims text is parsed once');
-is(stat_value($node, 'ku9_claims_size_bytes_count'),
+is(stat_value($node, 'postgres', 'ku9_claims_size_bytes_count'),
 	2, 'claims size histogram counts the parses');
-is(stat_value($node, 'ku9_claims_size_bytes_sum'),
+is(stat_value($node, 'postgres', 'ku9_claims_size_bytes_sum'),
 	length($claims_a) + length($claims_b),
 	'claims size histogram sums the bytes parsed');
 
@@ -80,7 +57,7 @@ my ($ret, $out, $err) = $node->psql('postgres',
 	"SET request.jwt.claims = '[1, 2]'; SELECT ku9.claims();");
 isnt($ret, 0, 'claims that are not a JSON object are rejected');
 like($err, qr/not a JSON object/, 'rejection says what is wrong');
-is(stat_value($node, 'ku9_claims_invalid_total'),
+is(stat_value($node, 'postgres', 'ku9_claims_invalid_total'),
 	1, 'the rejection is counted');
 
 # ku9.metrics() and ku9.stats show the same samples
@@ -136,10 +113,10 @@ promtool_ok($metrics, 'promtool accepts ku9.metrics() after DROP DATABASE');
 # transaction, so pgbench exits non-zero.
 my $claims_len = length(
 	sprintf('{"sub":"%s","role":"ku9_user","txn":"%s"}', $uid, '0' x 12));
-my $parsed0 = stat_value($node, 'ku9_claims_parsed_total');
-my $count0 = stat_value($node, 'ku9_claims_size_bytes_count');
-my $sum0 = stat_value($node, 'ku9_claims_size_bytes_sum');
-my $invalid0 = stat_value($node, 'ku9_claims_invalid_total');
+my $parsed0 = stat_value($node, 'postgres', 'ku9_claims_parsed_total');
+my $count0 = stat_value($node, 'postgres', 'ku9_claims_size_bytes_count');
+my $sum0 = stat_value($node, 'postgres', 'ku9_claims_size_bytes_sum');
+my $invalid0 = stat_value($node, 'postgres', 'ku9_claims_invalid_total');
 
 $node->pgbench(
 	'--no-vacuum --client=8 --jobs=2 --transactions=250',
@@ -161,20 +138,20 @@ COMMIT;
 	},
 	'postgres');
 
-is(stat_value($node, 'ku9_claims_parsed_total') - $parsed0,
+is(stat_value($node, 'postgres', 'ku9_claims_parsed_total') - $parsed0,
 	2000, 'ku9_claims_parsed_total grew by exactly one per transaction');
-is(stat_value($node, 'ku9_claims_size_bytes_count') - $count0,
+is(stat_value($node, 'postgres', 'ku9_claims_size_bytes_count') - $count0,
 	2000, 'ku9_claims_size_bytes_count grew by exactly one per transaction');
-is(stat_value($node, 'ku9_claims_size_bytes_sum') - $sum0,
+is(stat_value($node, 'postgres', 'ku9_claims_size_bytes_sum') - $sum0,
 	2000 * $claims_len,
 	'ku9_claims_size_bytes_sum grew by exactly the bytes parsed');
-is(stat_value($node, 'ku9_claims_invalid_total') - $invalid0,
+is(stat_value($node, 'postgres', 'ku9_claims_invalid_total') - $invalid0,
 	0, 'no claims were rejected under concurrency');
 is( $node->safe_psql(
 		'postgres', q{
 SELECT value FROM ku9.stats
 WHERE name = 'ku9_claims_size_bytes_bucket' AND labels->>'le' = '+Inf'}),
-	stat_value($node, 'ku9_claims_size_bytes_count'),
+	stat_value($node, 'postgres', 'ku9_claims_size_bytes_count'),
 	'the +Inf bucket equals the histogram count');
 promtool_ok($node->safe_psql('postgres', 'SELECT ku9.metrics()'),
 	'promtool accepts ku9.metrics() after concurrent updates');
@@ -182,11 +159,11 @@ promtool_ok($node->safe_psql('postgres', 'SELECT ku9.metrics()'),
 # restart: shared memory is fresh, everything still works
 $node->restart;
 
-is(stat_value($node, 'ku9_claims_parsed_total'),
+is(stat_value($node, 'postgres', 'ku9_claims_parsed_total'),
 	0, 'ku9_claims_parsed_total starts again from zero after a restart');
-is(stat_value($node, 'ku9_claims_size_bytes_count'),
+is(stat_value($node, 'postgres', 'ku9_claims_size_bytes_count'),
 	0, 'ku9_claims_size_bytes_count starts again from zero after a restart');
-is(stat_value($node, 'ku9_claims_invalid_total'),
+is(stat_value($node, 'postgres', 'ku9_claims_invalid_total'),
 	0, 'ku9_claims_invalid_total starts again from zero after a restart');
 
 is( $node->safe_psql(
@@ -196,9 +173,9 @@ SELECT ku9.uid(), ku9.role(), ku9.claims()->>'email';
 )),
 	"$uid|ku9_user|a\@example.com",
 	'identity functions work after a restart');
-is(stat_value($node, 'ku9_claims_parsed_total'),
+is(stat_value($node, 'postgres', 'ku9_claims_parsed_total'),
 	1, 'ku9_claims_parsed_total counts again after a restart');
-is(stat_value($node, 'ku9_claims_size_bytes_sum'),
+is(stat_value($node, 'postgres', 'ku9_claims_size_bytes_sum'),
 	length($claims_a), 'claims size histogram records again after a restart');
 
 $metrics = $node->safe_psql('postgres', 'SELECT ku9.metrics()');
@@ -211,9 +188,6 @@ like($metrics, qr/^ku9_build_info\{version="[^"]+"\} 1$/m,
 promtool_ok($metrics, 'promtool accepts ku9.metrics() after a restart');
 
 $node->stop;
-unlike(
-	slurp_file($node->logfile),
-	qr/terminated by signal|PANIC|TRAP:/,
-	'no backend crashed');
+log_has_no_crash($node, 'no backend crashed');
 
 done_testing();

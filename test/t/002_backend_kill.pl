@@ -13,27 +13,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
-
-# promtool_ok checks a Prometheus exposition with promtool (read from stdin).
-sub promtool_ok
-{
-	my ($text, $name) = @_;
-	my ($out, $err) = ('', '');
-	my $ok = IPC::Run::run([ 'promtool', 'check', 'metrics' ],
-		'<', \$text, '>', \$out, '2>', \$err);
-	ok($ok, $name) or diag("promtool said:\n$out$err\ninput was:\n$text");
-}
-
-# stat_value returns the value of the sample $name of the current database
-# from ku9.stats, 0 when there is no such series yet.
-sub stat_value
-{
-	my ($node, $name) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT coalesce((SELECT value FROM ku9.stats
-			WHERE name = '$name' AND labels->>'database' = current_database()), 0)::numeric"
-	);
-}
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Ku9Test;
 
 # kill_backend sends SIGKILL to a backend and waits until the postmaster
 # has reinitialized and accepts connections again.
@@ -62,7 +44,7 @@ sub check_fresh
 	my ($node, $what) = @_;
 	my $uid = 'a3c1e1f0-5b7d-4c2e-9f10-1234567890ab';
 
-	is(stat_value($node, 'ku9_claims_parsed_total'),
+	is(stat_value($node, 'postgres', 'ku9_claims_parsed_total'),
 		0, "$what: ku9_claims_parsed_total starts again from zero");
 	is( $node->safe_psql(
 			'postgres',
@@ -80,9 +62,9 @@ SELECT ku9.uid() IS NULL, ku9.role();
 		"$uid|ku9_user|ku9_user\nt|ku9_anon",
 		"$what: identity functions work");
 
-	is(stat_value($node, 'ku9_claims_parsed_total'),
+	is(stat_value($node, 'postgres', 'ku9_claims_parsed_total'),
 		2, "$what: ku9_claims_parsed_total counts again");
-	is(stat_value($node, 'ku9_claims_size_bytes_count'),
+	is(stat_value($node, 'postgres', 'ku9_claims_size_bytes_count'),
 		2, "$what: ku9_claims_size_bytes_count counts again");
 
 	my $metrics = $node->safe_psql('postgres', 'SELECT ku9.metrics()');
@@ -95,15 +77,8 @@ SELECT ku9.uid() IS NULL, ku9.role();
 	promtool_ok($metrics, "$what: promtool accepts ku9.metrics()");
 }
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq(
-shared_preload_libraries = 'ku9'
-restart_after_crash = on
-log_statement = none
-));
-$node->start;
+my $node = ku9_node('crash',
+	conf => [ 'restart_after_crash = on', 'log_statement = none' ]);
 $node->safe_psql('postgres', 'CREATE EXTENSION ku9 CASCADE');
 
 my @killed;
@@ -120,7 +95,7 @@ is( $session->query_safe(
 		q{SELECT ku9.metrics() ~ 'ku9_claims_parsed_total\{database="postgres"\} 1'}),
 	't',
 	'the session to be killed reads the metrics');
-is(stat_value($node, 'ku9_claims_parsed_total'),
+is(stat_value($node, 'postgres', 'ku9_claims_parsed_total'),
 	1, 'its parse is counted before the crash');
 
 kill_backend($node, $pid, 'idle session');

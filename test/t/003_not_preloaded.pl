@@ -9,11 +9,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Ku9Test;
 
-my $node = PostgreSQL::Test::Cluster->new('plain');
-$node->init;
-$node->start;
+my $node = ku9_node('plain', preload => 0);
 
 is($node->safe_psql('postgres', 'SHOW shared_preload_libraries'),
 	'', 'ku9 is not preloaded');
@@ -56,12 +56,7 @@ like($err, qr/NOTICE:.*not preloaded/, 'ku9.metrics() raises a NOTICE');
 like($err, qr/HINT:.*shared_preload_libraries/,
 	'the NOTICE mentions shared_preload_libraries');
 
-my ($pt_out, $pt_err) = ('', '');
-ok( IPC::Run::run(
-		[ 'promtool', 'check', 'metrics' ],
-		'<', \"$out\n", '>', \$pt_out, '2>', \$pt_err),
-	'promtool accepts the comment-only exposition')
-  or diag("promtool said:\n$pt_out$pt_err");
+promtool_ok("$out\n", 'promtool accepts the comment-only exposition');
 
 # ku9.stats: no rows, and the same NOTICE
 ($ret, $out, $err) =

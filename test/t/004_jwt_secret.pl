@@ -9,19 +9,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Ku9Test;
 
 my $secret = 'k9-tap-secret-0123456789-abcdefghijklmn';
 $secret .= 'X' x (40 - length($secret));
 die 'the test secret must be 40 characters' unless length($secret) == 40;
 
-my $node = PostgreSQL::Test::Cluster->new('secret');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq(
-shared_preload_libraries = 'ku9'
-ku9.jwt_secret = '$secret'
-));
-$node->start;
+my $node = ku9_node('secret', conf => ["ku9.jwt_secret = '$secret'"]);
 $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION ku9 CASCADE;

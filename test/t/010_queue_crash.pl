@@ -20,6 +20,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Ku9Test;
 
 # data_dir_processes returns the pids of the processes whose working
 # directory is the node's data directory: the postmaster and its children
@@ -66,15 +69,8 @@ sub wait_gone
 	return 0;
 }
 
-my $node = PostgreSQL::Test::Cluster->new('qcrash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq(
-shared_preload_libraries = 'ku9'
-log_statement = none
-max_connections = 40
-));
-$node->start;
+my $node = ku9_node('qcrash',
+	conf => [ 'log_statement = none', 'max_connections = 40' ]);
 
 $node->safe_psql(
 	'postgres', q{
@@ -328,10 +324,7 @@ my $waiter = $node->background_psql('postgres');
 my $waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
 $waiter->query_until(qr/^waiting\n/m,
 	"\\echo waiting\nSELECT payload->>'woken' FROM ku9.read('idle', 1, 30, 10000);\n");
-ok( $node->poll_query_until(
-		'postgres',
-		"SELECT state = 'active' AND wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $waiter_pid"
-	),
+ok(reader_sleeps($node, $waiter_pid),
 	'a read on an empty queue waits after the restart');
 $node->safe_psql('postgres', q{SELECT ku9.send('idle', '{"woken": "yes"}')});
 my $woken = $waiter->query_until(qr/^done\n/m, "\\echo done\n");
@@ -354,8 +347,6 @@ is( $node->safe_psql(
 	'ku9.queue_stats works after the restart');
 
 $node->stop;
-my $log = slurp_file($node->logfile, $offset);
-unlike($log, qr/PANIC|TRAP:|terminated by signal/,
-	'no crash after the restart');
+log_has_no_crash($node, 'no crash after the restart', $offset);
 
 done_testing();

@@ -19,15 +19,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Ku9Test;
 
-my $node = PostgreSQL::Test::Cluster->new('wakeup');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq(
-shared_preload_libraries = 'ku9'
-log_statement = none
-));
-$node->start;
+my $node = ku9_node('wakeup', conf => ['log_statement = none']);
 
 # queues made in the same order in two databases get the same qids
 $node->safe_psql('postgres', 'CREATE DATABASE other');
@@ -46,26 +42,6 @@ my $qid_wa = $node->safe_psql('postgres',
 is($node->safe_psql('other', "SELECT qid FROM ku9.queues WHERE name = 'wa'"),
 	$qid_wa,
 	"queue 'wa' has the same qid ($qid_wa) in both databases");
-
-# stat_value returns the value of a per-queue sample of ku9.stats in the
-# database postgres, 0 when there is no such series yet.
-sub stat_value
-{
-	my ($name, $queue) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT coalesce((SELECT value FROM ku9.stats
-			WHERE name = '$name' AND labels->>'database' = 'postgres'
-			AND labels->>'queue' = '$queue'), 0)::bigint");
-}
-
-# sleeping waits until backend $pid sleeps in the wait of a ku9.read.
-sub sleeping
-{
-	my ($pid) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT state = 'active' AND wait_event_type = 'Extension'
-		 FROM pg_stat_activity WHERE pid = $pid");
-}
 
 # still_sleeping says, without waiting, whether backend $pid sleeps in the
 # wait of a ku9.read right now.
@@ -119,8 +95,10 @@ $waiter->query_safe('\set VERBOSITY verbose');
 my $sender = $node->background_psql('postgres');
 
 # 1. a sleeping reader wakes when a send commits; 20 rounds, latency logged
-my $waits0 = stat_value('ku9_queue_waits_total', 'w');
-my $wakeups0 = stat_value('ku9_queue_wakeups_total', 'w');
+my $waits0 =
+  stat_value($node, 'postgres', 'ku9_queue_waits_total', { queue => 'w' });
+my $wakeups0 =
+  stat_value($node, 'postgres', 'ku9_queue_wakeups_total', { queue => 'w' });
 my $rounds = 20;
 my (@latency, @bad);
 for my $i (1 .. $rounds)
@@ -128,7 +106,7 @@ for my $i (1 .. $rounds)
 	start_query($waiter, "wait_$i",
 		"SELECT msg_id, extract(epoch FROM clock_timestamp()) FROM ku9.read('w', 1, 30, 10000)"
 	);
-	if (!sleeping($waiter_pid))
+	if (!reader_sleeps($node, $waiter_pid))
 	{
 		push @bad, "round $i: the reader never slept";
 		finish_query($waiter, "woke_$i");
@@ -164,9 +142,11 @@ my $lat = sprintf(
 	percentile(0.9, @latency),
 	percentile(1, @latency));
 diag($lat);
-is(stat_value('ku9_queue_waits_total', 'w') - $waits0,
+is( stat_value($node, 'postgres', 'ku9_queue_waits_total', { queue => 'w' })
+	  - $waits0,
 	$rounds, 'ku9_queue_waits_total counts every read that slept');
-is(stat_value('ku9_queue_wakeups_total', 'w') - $wakeups0,
+is( stat_value($node, 'postgres', 'ku9_queue_wakeups_total', { queue => 'w' })
+	  - $wakeups0,
 	$rounds, 'ku9_queue_wakeups_total counts every read woken with a message');
 like(
 	$node->safe_psql('postgres', 'SELECT ku9.metrics()'),
@@ -178,7 +158,7 @@ like(
 start_query($waiter, 'open_1',
 	"SELECT msg_id, extract(epoch FROM clock_timestamp()) FROM ku9.read('w', 1, 30, 10000)"
 );
-ok(sleeping($waiter_pid), 'open transaction: the reader sleeps');
+ok(reader_sleeps($node, $waiter_pid), 'open transaction: the reader sleeps');
 my $open_id = $sender->query_safe(
 	q{BEGIN; SELECT ku9.send('w', '{"open": true}')});
 is( $node->safe_psql(
@@ -205,7 +185,7 @@ is($node->safe_psql('postgres', "SELECT ku9.purge_queue('w')"),
 start_query($waiter, 'rollback_1',
 	"SELECT count(*), extract(epoch FROM clock_timestamp() - statement_timestamp()) >= 1.5
 	 FROM ku9.read('w', 1, 30, 1500)");
-ok(sleeping($waiter_pid), 'rollback: the reader sleeps');
+ok(reader_sleeps($node, $waiter_pid), 'rollback: the reader sleeps');
 $sender->query_safe(q{BEGIN; SELECT ku9.send('w', '{"rollback": true}'); ROLLBACK;});
 is(finish_query($waiter, 'rollback_2'),
 	'0|t', 'rollback: the reader returns no rows at the end of its budget');
@@ -218,7 +198,7 @@ is( $node->safe_psql(
 
 # 4. pg_cancel_backend interrupts a waiting read
 start_query($waiter, 'cancel_1', "SELECT * FROM ku9.read('w', 1, 30, 30000)");
-ok(sleeping($waiter_pid), 'cancel: the reader sleeps');
+ok(reader_sleeps($node, $waiter_pid), 'cancel: the reader sleeps');
 take_stderr($waiter);
 my $t0 = time;
 is($node->safe_psql('postgres', "SELECT pg_cancel_backend($waiter_pid)"),
@@ -253,7 +233,8 @@ $waiter->query_safe('RESET statement_timeout');
 # the interrupted session still waits and wakes normally
 start_query($waiter, 'again_1',
 	"SELECT payload->>'again' FROM ku9.read('w', 1, 30, 10000)");
-ok(sleeping($waiter_pid), 'after the interruptions: the reader sleeps again');
+ok(reader_sleeps($node, $waiter_pid),
+	'after the interruptions: the reader sleeps again');
 $sender->query_safe(q{SELECT ku9.send('w', '{"again": "yes"}')});
 is(finish_query($waiter, 'again_2'),
 	'yes', 'after the interruptions: a send wakes the reader');
@@ -273,7 +254,7 @@ for my $case (
 		"SELECT msg_id, extract(epoch FROM clock_timestamp()),
 		        extract(epoch FROM clock_timestamp() - statement_timestamp())
 		 FROM ku9.read('wa', 1, 30, 3000)");
-	ok(sleeping($waiter_pid), "$what: the reader of 'wa' sleeps");
+	ok(reader_sleeps($node, $waiter_pid), "$what: the reader of 'wa' sleeps");
 	ok( $node->poll_query_until(
 			'postgres',
 			"SELECT vt <= clock_timestamp() FROM ku9_queue.q_wa WHERE msg_id = $delayed"
@@ -332,9 +313,6 @@ ok( $node->poll_query_until(
 		'postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $waiter_pid"),
 	'the waiting session is gone');
 $node->stop;
-unlike(
-	slurp_file($node->logfile),
-	qr/terminated by signal|PANIC|TRAP:/,
-	'no backend crashed');
+log_has_no_crash($node, 'no backend crashed');
 
 done_testing();

@@ -15,15 +15,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Ku9Test;
 
-my $node = PostgreSQL::Test::Cluster->new('qdump');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq(
-shared_preload_libraries = 'ku9'
-log_statement = none
-));
-$node->start;
+my $node = ku9_node('qdump', conf => ['log_statement = none']);
 
 $node->safe_psql('postgres', 'CREATE DATABASE src');
 $node->safe_psql(
@@ -219,10 +215,7 @@ SELECT ku9.send('events', '{"e": "denied"}')}, @as_reader);
 	$waiter->query_until(qr/^waiting\n/m,
 		"\\echo waiting\nSELECT payload->>'e' FROM ku9.read('events', 1, 30, 10000);\n"
 	);
-	ok( $node->poll_query_until(
-			'postgres',
-			"SELECT state = 'active' AND wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $pid"
-		),
+	ok(reader_sleeps($node, $pid),
 		"$db: a read of the empty restored queue waits");
 	$node->safe_psql($db, q{SELECT ku9.send('events', '{"e": "woken"}')});
 	is($waiter->query_until(qr/^done\n/m, "\\echo done\n"),
@@ -234,9 +227,6 @@ SELECT ku9.send('events', '{"e": "denied"}')}, @as_reader);
 is_deeply(snapshot('src'), $before, 'the source database is unchanged');
 
 $node->stop;
-unlike(
-	slurp_file($node->logfile),
-	qr/terminated by signal|PANIC|TRAP:/,
-	'no backend crashed');
+log_has_no_crash($node, 'no backend crashed');
 
 done_testing();
