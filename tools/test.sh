@@ -26,7 +26,7 @@ fi
 work=$(mktemp -d /tmp/ku9-test.XXXXXX)
 chmod 755 "$work"
 mkdir "$work/tree"
-tar --exclude=./node_modules --exclude=./.git --exclude=./.run --exclude=./.test -cf - . | tar -C "$work/tree" -xf -
+tar --exclude=node_modules --exclude=./.git --exclude=./.run --exclude=./.test -cf - . | tar -C "$work/tree" -xf -
 [ "$(id -u)" -eq 0 ] && chown -R postgres "$work"
 
 port=$(free_port $((54000 + RANDOM % 5000)))
