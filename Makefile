@@ -15,7 +15,7 @@ MODULE_big = ku9
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 
 # module SQL, in the order of DESIGN.md; each file may use what comes before
-SQL_MODULES = core metrics queue
+SQL_MODULES = core metrics queue auth
 SQL_SOURCES = $(foreach m,$(SQL_MODULES),src/$(m)/$(m).sql)
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
@@ -27,7 +27,7 @@ endif
 
 PG_CPPFLAGS = -Isrc -std=gnu11
 PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK =
+SHLIB_LINK = -lcrypto
 ifdef KU9_WERROR
 PG_CFLAGS += -Werror
 endif

@@ -38,6 +38,13 @@
 #define MAT_SRF_USE_EXPECTED_DESC SRF_SINGLE_USE_EXPECTED
 #endif
 
+/* pg_noreturn replaces pg_attribute_noreturn() in 18 */
+#if PG_VERSION_NUM < 180000
+#define KU9_NORETURN pg_attribute_noreturn()
+#else
+#define KU9_NORETURN
+#endif
+
 /* wait events: custom ones (WaitEventExtensionNew) arrive in 17 */
 #define KU9_WAIT_EVENT_EXTENSION PG_WAIT_EXTENSION
 

@@ -43,6 +43,9 @@ void		_PG_init(void);
 char	   *ku9_database = NULL;
 char	   *ku9_jwt_secret = NULL;
 int			ku9_jwt_exp = 3600;
+int			ku9_jwt_leeway = 10;
+char	   *ku9_jwt_aud = NULL;
+char	   *ku9_jwt_iss = NULL;
 int			ku9_http_port = 3000;
 int			ku9_metrics_max_series = 2048;
 int			ku9_queue_max_wait = 60000;
@@ -77,6 +80,33 @@ Ku9DefineGucs(bool preloading)
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.jwt_leeway",
+							gettext_noop("Clock skew allowed when checking a token's exp, nbf and iat."),
+							NULL,
+							&ku9_jwt_leeway,
+							10, 0, 300,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ku9.jwt_aud",
+							   gettext_noop("Audience ku9 puts in the tokens it issues and requires in those it verifies; empty: not checked."),
+							   NULL,
+							   &ku9_jwt_aud,
+							   "authenticated",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ku9.jwt_iss",
+							   gettext_noop("Issuer ku9 puts in the tokens it issues and requires in those it verifies; empty: not checked."),
+							   NULL,
+							   &ku9_jwt_iss,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ku9.queue_max_wait",
 							gettext_noop("Longest wait_ms a ku9.read call may ask for."),
