@@ -33,6 +33,7 @@
 #include "compat.h"
 #include "ku9.h"
 #include "metrics/metrics.h"
+#include "auth/throttle.h"
 #include "queue/queue.h"
 
 PG_MODULE_MAGIC;
@@ -49,6 +50,18 @@ char	   *ku9_jwt_iss = NULL;
 int			ku9_http_port = 3000;
 int			ku9_metrics_max_series = 2048;
 int			ku9_queue_max_wait = 60000;
+int			ku9_auth_throttle_slots = 4096;
+
+/* read by the auth module's SQL through current_setting() */
+static int	bcrypt_cost = 10;
+static int	password_min_length = 8;
+static int	auth_max_failures = 5;
+static int	auth_address_max_failures = 20;
+static int	auth_failure_window = 900;
+static int	auth_lockout = 900;
+static bool auth_confirm_email = false;
+static int	refresh_token_lifetime = 30 * 86400;
+static int	refresh_reuse_interval = 10;
 
 bool		ku9_preloaded = false;
 
@@ -108,6 +121,44 @@ Ku9DefineGucs(bool preloading)
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomIntVariable("ku9.bcrypt_cost",
+							gettext_noop("bcrypt cost of new password hashes."),
+							NULL, &bcrypt_cost, 10, 4, 15,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.password_min_length",
+							gettext_noop("Shortest password accepted, in characters."),
+							gettext_noop("Passwords longer than 72 bytes are refused, since bcrypt would ignore the rest."),
+							&password_min_length, 8, 6, 72,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.auth_max_failures",
+							gettext_noop("Failed sign-ins for one email, within ku9.auth_failure_window, before it is locked."),
+							NULL, &auth_max_failures, 5, 1, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.auth_address_max_failures",
+							gettext_noop("Failed sign-ins from one client address, within ku9.auth_failure_window, before it is locked."),
+							NULL, &auth_address_max_failures, 20, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.auth_failure_window",
+							gettext_noop("Window in which failed sign-ins are counted."),
+							NULL, &auth_failure_window, 900, 1, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.auth_lockout",
+							gettext_noop("How long an email or address stays locked after too many failed sign-ins."),
+							NULL, &auth_lockout, 900, 1, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("ku9.auth_confirm_email",
+							 gettext_noop("Whether users must confirm their email before they can sign in."),
+							 NULL, &auth_confirm_email, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.refresh_token_lifetime",
+							gettext_noop("How long a session lasts without a refresh."),
+							NULL, &refresh_token_lifetime, 30 * 86400, 60, 365 * 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.refresh_reuse_interval",
+							gettext_noop("How long after a refresh the same refresh token may be used again (concurrent refreshes) before reuse revokes the session."),
+							NULL, &refresh_reuse_interval, 10, 0, 300,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("ku9.queue_max_wait",
 							gettext_noop("Longest wait_ms a ku9.read call may ask for."),
 							NULL,
@@ -137,6 +188,11 @@ Ku9DefineGucs(bool preloading)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.auth_throttle_slots",
+							gettext_noop("Emails and client addresses whose failed sign-ins are tracked in shared memory."),
+							NULL, &ku9_auth_throttle_slots, 4096, 64, 1024 * 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ku9.metrics_max_series",
 							gettext_noop("Most metric series kept in shared memory."),
@@ -172,6 +228,7 @@ ku9_shmem_request(void)
 
 	RequestAddinShmemSpace(Ku9MetricsShmemSize());
 	RequestAddinShmemSpace(Ku9QueueShmemSize());
+	RequestAddinShmemSpace(Ku9ThrottleShmemSize());
 	RequestNamedLWLockTranche("ku9", KU9_LWLOCK_COUNT);
 }
 
@@ -186,6 +243,7 @@ ku9_shmem_startup(void)
 
 	Ku9MetricsShmemInit();
 	Ku9QueueShmemInit();
+	Ku9ThrottleShmemInit();
 }
 
 /*

@@ -18,7 +18,8 @@
 
 /* locks in the "ku9" named LWLock tranche */
 #define KU9_LWLOCK_METRICS 0
-#define KU9_LWLOCK_COUNT 1
+#define KU9_LWLOCK_THROTTLE 1
+#define KU9_LWLOCK_COUNT 2
 
 /* settings (src/ku9.c) */
 extern PGDLLIMPORT char *ku9_database;
@@ -30,6 +31,7 @@ extern PGDLLIMPORT char *ku9_jwt_iss;
 extern PGDLLIMPORT int ku9_http_port;
 extern PGDLLIMPORT int ku9_metrics_max_series;
 extern PGDLLIMPORT int ku9_queue_max_wait;
+extern PGDLLIMPORT int ku9_auth_throttle_slots;
 
 /* true in every process when ku9 was loaded by shared_preload_libraries */
 extern PGDLLIMPORT bool ku9_preloaded;

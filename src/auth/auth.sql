@@ -18,3 +18,450 @@ COMMENT ON FUNCTION ku9.jwt_verify(text) IS
 REVOKE ALL ON FUNCTION ku9.jwt_sign(jsonb), ku9.jwt_verify(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ku9.jwt_sign(jsonb) TO ku9_service;
 GRANT EXECUTE ON FUNCTION ku9.jwt_verify(text) TO ku9_anon, ku9_user, ku9_service;
+
+/*
+ * auth: users, sessions, refresh tokens
+ *
+ * Secrets (password hashes, refresh token hashes) live in tables no request
+ * role can read; the functions that use them are SECURITY DEFINER with a
+ * pinned search_path.  A user reads and updates their own profile through
+ * column grants and row-level security on ku9.users.
+ */
+
+-- pgcrypto's functions, qualified with the schema it was installed in
+DO $pgcrypto$
+DECLARE
+    s text := (SELECT pg_catalog.quote_ident(n.nspname)
+               FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+               WHERE e.extname OPERATOR(pg_catalog.=) 'pgcrypto');
+BEGIN
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION ku9._crypt(password text, salt text) RETURNS text LANGUAGE sql STRICT VOLATILE PARALLEL SAFE AS %L',
+        pg_catalog.format('SELECT %s.crypt($1, $2)', s));
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION ku9._gen_salt(cost integer) RETURNS text LANGUAGE sql STRICT VOLATILE PARALLEL SAFE AS %L',
+        pg_catalog.format('SELECT %s.gen_salt(''bf'', $1)', s));
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION ku9._random_token() RETURNS text LANGUAGE sql VOLATILE PARALLEL SAFE AS %L',
+        pg_catalog.format('SELECT pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(%s.gen_random_bytes(32), ''base64''), ''+/'', ''-_''), ''='')', s));
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION ku9._hmac(data text, key text) RETURNS bytea LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE AS %L',
+        pg_catalog.format('SELECT %s.hmac($1, $2, ''sha256'')', s));
+END
+$pgcrypto$;
+COMMENT ON FUNCTION ku9._crypt(text, text) IS 'pgcrypto crypt(), for ku9''s own use';
+COMMENT ON FUNCTION ku9._gen_salt(integer) IS 'pgcrypto gen_salt(''bf''), for ku9''s own use';
+COMMENT ON FUNCTION ku9._random_token() IS '32 random bytes as base64url, for ku9''s own use';
+COMMENT ON FUNCTION ku9._hmac(text, text) IS 'pgcrypto hmac(sha256), for ku9''s own use';
+
+CREATE FUNCTION ku9._throttle_check(keys text[]) RETURNS void
+    AS 'MODULE_PATHNAME', 'ku9_throttle_check'
+    LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION ku9._throttle_check(text[]) IS 'raise PT429 while a key is locked, for ku9''s own use';
+CREATE FUNCTION ku9._throttle_failure(key text, max_failures integer, window_s integer, lockout_s integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'ku9_throttle_failure'
+    LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION ku9._throttle_failure(text, integer, integer, integer) IS 'count a failed sign-in, for ku9''s own use';
+CREATE FUNCTION ku9._throttle_reset(key text) RETURNS void
+    AS 'MODULE_PATHNAME', 'ku9_throttle_reset'
+    LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION ku9._throttle_reset(text) IS 'forget failed sign-ins, for ku9''s own use';
+
+CREATE TABLE ku9.users (
+    id                  uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    email               text NOT NULL,
+    encrypted_password  text,
+    role                text NOT NULL DEFAULT 'ku9_user',
+    email_confirmed_at  timestamptz,
+    banned_until        timestamptz,
+    app_metadata        jsonb NOT NULL DEFAULT '{}',
+    user_metadata       jsonb NOT NULL DEFAULT '{}',
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_sign_in_at     timestamptz,
+    CONSTRAINT users_email_check CHECK (pg_catalog.length(email) OPERATOR(pg_catalog.<=) 254),
+    CONSTRAINT users_metadata_check CHECK (pg_catalog.jsonb_typeof(user_metadata) OPERATOR(pg_catalog.=) 'object'
+                                           AND pg_catalog.jsonb_typeof(app_metadata) OPERATOR(pg_catalog.=) 'object')
+);
+CREATE UNIQUE INDEX users_email_key ON ku9.users (pg_catalog.lower(email));
+COMMENT ON TABLE ku9.users IS 'ku9 users; a user sees and updates only their own row';
+SELECT pg_catalog.pg_extension_config_dump('ku9.users', '');
+
+CREATE TABLE ku9.sessions (
+    id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    user_id         uuid NOT NULL REFERENCES ku9.users ON DELETE CASCADE,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    refreshed_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at      timestamptz NOT NULL,
+    revoked_at      timestamptz,
+    revoked_reason  text,
+    user_agent      text,
+    ip              text
+);
+CREATE INDEX sessions_user_id_idx ON ku9.sessions (user_id);
+COMMENT ON TABLE ku9.sessions IS 'ku9 sign-in sessions; a revoked session''s tokens no longer work';
+SELECT pg_catalog.pg_extension_config_dump('ku9.sessions', '');
+
+CREATE TABLE ku9.refresh_tokens (
+    token_hash      bytea PRIMARY KEY,
+    session_id      uuid NOT NULL REFERENCES ku9.sessions ON DELETE CASCADE,
+    user_id         uuid NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    rotated_at      timestamptz
+);
+CREATE INDEX refresh_tokens_session_idx ON ku9.refresh_tokens (session_id);
+COMMENT ON TABLE ku9.refresh_tokens IS 'SHA-256 hashes of refresh tokens; the one with rotated_at NULL is a session''s current token';
+SELECT pg_catalog.pg_extension_config_dump('ku9.refresh_tokens', '');
+
+REVOKE ALL ON ku9.users, ku9.sessions, ku9.refresh_tokens FROM PUBLIC;
+-- a user's own profile: every column but the password hash; only metadata is theirs to change
+GRANT SELECT (id, email, role, email_confirmed_at, banned_until, app_metadata, user_metadata,
+              created_at, updated_at, last_sign_in_at) ON ku9.users TO ku9_user;
+GRANT UPDATE (user_metadata) ON ku9.users TO ku9_user;
+ALTER TABLE ku9.users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY users_own_row ON ku9.users TO ku9_user
+    USING (id OPERATOR(pg_catalog.=) (SELECT ku9.uid()))
+    WITH CHECK (id OPERATOR(pg_catalog.=) (SELECT ku9.uid()));
+
+/*
+ * _seconds returns a time setting (shown in units such as 1h or 15min) in
+ * seconds.
+ */
+CREATE FUNCTION ku9._seconds(setting text) RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT extract(epoch FROM current_setting(setting)::interval)::integer
+$$;
+COMMENT ON FUNCTION ku9._seconds(text) IS 'a time setting in seconds, for ku9''s own use';
+
+/*
+ * _check_password errors (22023) unless password meets the policy: at
+ * least ku9.password_min_length characters and at most 72 bytes (bcrypt
+ * ignores the rest, so longer ones are refused rather than cut).
+ */
+CREATE FUNCTION ku9._check_password(password text) RETURNS void
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF password IS NULL THEN
+        RAISE EXCEPTION 'password must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF length(password) < current_setting('ku9.password_min_length')::int THEN
+        RAISE EXCEPTION 'password is too short'
+            USING ERRCODE = '22023',
+                  DETAIL = format('A password has at least %s characters.', current_setting('ku9.password_min_length'));
+    END IF;
+    IF octet_length(password) > 72 THEN
+        RAISE EXCEPTION 'password is too long'
+            USING ERRCODE = '22023',
+                  DETAIL = 'A password has at most 72 bytes (bcrypt ignores the rest).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9._check_password(text) IS 'raise 22023 unless a password meets the policy, for ku9''s own use';
+
+/*
+ * _password_matches compares a password with a bcrypt hash; $2b$ and $2y$
+ * hashes (bcrypt's other spellings, from imports) are read as $2a$, which
+ * is the same algorithm.
+ */
+CREATE FUNCTION ku9._password_matches(password text, hash text) RETURNS boolean
+    LANGUAGE sql VOLATILE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN hash IS NULL OR password IS NULL OR octet_length(password) > 72 THEN false
+        WHEN hash ~ '^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$' THEN
+            ku9._crypt(password, '$2a$' || substr(hash, 5)) = '$2a$' || substr(hash, 5)
+        ELSE false
+    END
+$$;
+COMMENT ON FUNCTION ku9._password_matches(text, text) IS 'bcrypt comparison, for ku9''s own use';
+
+/*
+ * _session_response issues an access token for a session and returns the
+ * sign-in response: {access_token, token_type, expires_in, expires_at,
+ * refresh_token, user}.
+ */
+CREATE FUNCTION ku9._session_response(u ku9.users, session_id uuid, refresh_token text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    now_s bigint := floor(extract(epoch FROM clock_timestamp()));
+    exp_s bigint := now_s + ku9._seconds('ku9.jwt_exp');
+    claims jsonb;
+BEGIN
+    claims := jsonb_build_object(
+        'sub', u.id, 'role', u.role, 'iat', now_s, 'exp', exp_s,
+        'session_id', session_id, 'email', u.email,
+        'app_metadata', u.app_metadata, 'user_metadata', u.user_metadata);
+    IF current_setting('ku9.jwt_aud') <> '' THEN
+        claims := claims || jsonb_build_object('aud', current_setting('ku9.jwt_aud'));
+    END IF;
+    IF current_setting('ku9.jwt_iss') <> '' THEN
+        claims := claims || jsonb_build_object('iss', current_setting('ku9.jwt_iss'));
+    END IF;
+    RETURN jsonb_build_object(
+        'access_token', ku9.jwt_sign(claims),
+        'token_type', 'bearer',
+        'expires_in', ku9._seconds('ku9.jwt_exp'),
+        'expires_at', exp_s,
+        'refresh_token', refresh_token,
+        'user', jsonb_build_object(
+            'id', u.id, 'email', u.email, 'role', u.role,
+            'email_confirmed_at', u.email_confirmed_at,
+            'app_metadata', u.app_metadata, 'user_metadata', u.user_metadata,
+            'created_at', u.created_at, 'last_sign_in_at', u.last_sign_in_at));
+END
+$$;
+COMMENT ON FUNCTION ku9._session_response(ku9.users, uuid, text) IS 'sign-in response for a session, for ku9''s own use';
+
+/*
+ * _client_address returns the caller's address from PostgREST's
+ * request.headers (x-forwarded-for's first entry, or x-real-ip), or NULL.
+ */
+CREATE FUNCTION ku9._client_address() RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT nullif(btrim(coalesce(
+        split_part(h ->> 'x-forwarded-for', ',', 1),
+        h ->> 'x-real-ip')), '')
+    FROM (SELECT CASE WHEN coalesce(current_setting('request.headers', true), '') ~ '^\s*\{'
+                      THEN current_setting('request.headers', true)::jsonb END AS h) s
+$$;
+COMMENT ON FUNCTION ku9._client_address() IS 'client address from request.headers, for ku9''s own use';
+
+CREATE FUNCTION ku9.sign_up(email text, password text, metadata jsonb DEFAULT '{}') RETURNS uuid
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    new_id uuid;
+BEGIN
+    IF email IS NULL THEN
+        RAISE EXCEPTION 'email must not be null' USING ERRCODE = '22004';
+    END IF;
+    email := btrim(email);
+    IF email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' OR length(email) > 254 THEN
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
+    END IF;
+    PERFORM ku9._check_password(password);
+    IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ku9.users (email, encrypted_password, user_metadata, email_confirmed_at)
+    VALUES (email, ku9._crypt(password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int)),
+            metadata,
+            CASE WHEN current_setting('ku9.auth_confirm_email')::boolean THEN NULL ELSE now() END)
+    ON CONFLICT ((lower(users.email))) DO NOTHING
+    RETURNING id INTO new_id;
+    IF new_id IS NULL THEN
+        RAISE EXCEPTION 'a user with this email already exists' USING ERRCODE = '23505';
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION ku9.sign_up(text, text, jsonb) IS
+    'create a user with an email and password; returns the user id';
+
+CREATE FUNCTION ku9.sign_in(email text, password text) RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    u ku9.users;
+    addr text := ku9._client_address();
+    email_key text := 'email:' || lower(btrim(coalesce(email, '')));
+    addr_key text := 'addr:' || addr;
+    ok boolean;
+    sid uuid;
+    token text := ku9._random_token();
+BEGIN
+    PERFORM ku9._throttle_check(ARRAY[email_key, addr_key]);
+
+    SELECT * INTO u FROM ku9.users WHERE lower(users.email) = lower(btrim(sign_in.email));
+    -- without a user, hash anyway, so that the time tells nothing
+    ok := ku9._password_matches(password,
+              coalesce(u.encrypted_password,
+                       '$2a$' || lpad(current_setting('ku9.bcrypt_cost'), 2, '0') || '$' || repeat('.', 53)))
+          AND u.id IS NOT NULL;
+    IF NOT ok THEN
+        PERFORM ku9._throttle_failure(email_key, current_setting('ku9.auth_max_failures')::int,
+                                      ku9._seconds('ku9.auth_failure_window'),
+                                      ku9._seconds('ku9.auth_lockout'));
+        IF addr IS NOT NULL THEN
+            PERFORM ku9._throttle_failure(addr_key, current_setting('ku9.auth_address_max_failures')::int,
+                                          ku9._seconds('ku9.auth_failure_window'),
+                                          ku9._seconds('ku9.auth_lockout'));
+        END IF;
+        RAISE EXCEPTION 'invalid email or password' USING ERRCODE = '28P01';
+    END IF;
+
+    IF u.banned_until IS NOT NULL AND u.banned_until > now() THEN
+        RAISE EXCEPTION 'user is banned' USING ERRCODE = '28000',
+            DETAIL = format('The ban ends at %s.', u.banned_until);
+    END IF;
+    IF u.email_confirmed_at IS NULL AND current_setting('ku9.auth_confirm_email')::boolean THEN
+        RAISE EXCEPTION 'email not confirmed' USING ERRCODE = '28000',
+            HINT = 'Follow the link in the confirmation email first.';
+    END IF;
+
+    PERFORM ku9._throttle_reset(email_key);
+    UPDATE ku9.users SET last_sign_in_at = now() WHERE id = u.id RETURNING * INTO u;
+    INSERT INTO ku9.sessions (user_id, expires_at, ip, user_agent)
+    VALUES (u.id, now() + make_interval(secs => ku9._seconds('ku9.refresh_token_lifetime')), addr,
+            CASE WHEN coalesce(current_setting('request.headers', true), '') ~ '^\s*\{'
+                 THEN current_setting('request.headers', true)::jsonb ->> 'user-agent' END)
+    RETURNING id INTO sid;
+    INSERT INTO ku9.refresh_tokens (token_hash, session_id, user_id)
+    VALUES (sha256(convert_to(token, 'UTF8')), sid, u.id);
+    RETURN ku9._session_response(u, sid, token);
+END
+$$;
+COMMENT ON FUNCTION ku9.sign_in(text, text) IS
+    'check an email and password and start a session: access token, refresh token, user';
+
+CREATE FUNCTION ku9.refresh_session(refresh_token text) RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    rt ku9.refresh_tokens;
+    s ku9.sessions;
+    u ku9.users;
+    child text;
+    child_hash bytea;
+    child_current boolean;
+BEGIN
+    IF refresh_token IS NULL OR length(refresh_token) > 200 THEN
+        RAISE EXCEPTION 'invalid refresh token' USING ERRCODE = '28000';
+    END IF;
+    SELECT * INTO rt FROM ku9.refresh_tokens
+    WHERE token_hash = sha256(convert_to(refresh_token, 'UTF8')) FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'invalid refresh token' USING ERRCODE = '28000';
+    END IF;
+    SELECT * INTO s FROM ku9.sessions WHERE id = rt.session_id FOR UPDATE;
+    IF s.revoked_at IS NOT NULL OR s.expires_at <= now() THEN
+        RAISE EXCEPTION 'session has ended' USING ERRCODE = '28000';
+    END IF;
+
+    -- the next token is derived from this one, so that a second refresh with
+    -- the same token gets the same next token
+    child := rtrim(translate(encode(ku9._hmac('ku9 refresh token', refresh_token), 'base64'), '+/', '-_'), '=');
+    child_hash := sha256(convert_to(child, 'UTF8'));
+
+    IF rt.rotated_at IS NOT NULL THEN
+        SELECT rotated_at IS NULL INTO child_current FROM ku9.refresh_tokens WHERE token_hash = child_hash;
+        IF NOT (coalesce(child_current, false)
+                AND now() - rt.rotated_at <= make_interval(secs => ku9._seconds('ku9.refresh_reuse_interval'))) THEN
+            -- a rotated token came back: it may have been stolen; end the session.
+            -- This must be committed, so it is reported, not raised.
+            UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'refresh token reused'
+            WHERE id = s.id;
+            PERFORM set_config('response.status', '401', true);
+            RETURN jsonb_build_object(
+                'error', 'refresh_token_reused',
+                'message', 'refresh token was already used; the session has been revoked');
+        END IF;
+    ELSE
+        UPDATE ku9.refresh_tokens SET rotated_at = now() WHERE token_hash = rt.token_hash;
+        INSERT INTO ku9.refresh_tokens (token_hash, session_id, user_id)
+        VALUES (child_hash, s.id, s.user_id);
+        UPDATE ku9.sessions SET refreshed_at = now(),
+            expires_at = now() + make_interval(secs => ku9._seconds('ku9.refresh_token_lifetime'))
+        WHERE id = s.id;
+    END IF;
+
+    SELECT * INTO u FROM ku9.users WHERE id = s.user_id;
+    IF u.banned_until IS NOT NULL AND u.banned_until > now() THEN
+        RAISE EXCEPTION 'user is banned' USING ERRCODE = '28000';
+    END IF;
+    RETURN ku9._session_response(u, s.id, child);
+END
+$$;
+COMMENT ON FUNCTION ku9.refresh_session(text) IS
+    'trade a refresh token for new tokens; reusing a rotated token revokes the session';
+
+CREATE FUNCTION ku9.sign_out(scope text DEFAULT 'session') RETURNS integer
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    uid uuid := ku9.uid();
+    sid uuid;
+    n integer;
+BEGIN
+    IF uid IS NULL THEN
+        RAISE EXCEPTION 'not signed in' USING ERRCODE = '28000';
+    END IF;
+    BEGIN
+        sid := (ku9.claims() ->> 'session_id')::uuid;
+    EXCEPTION WHEN invalid_text_representation THEN
+        sid := NULL;
+    END;
+    IF scope NOT IN ('session', 'others', 'global') OR scope IS NULL THEN
+        RAISE EXCEPTION 'invalid sign-out scope "%"', scope USING ERRCODE = '22023',
+            HINT = 'The scopes are ''session'', ''others'' and ''global''.';
+    END IF;
+    IF scope <> 'global' AND sid IS NULL THEN
+        RAISE EXCEPTION 'the token has no session' USING ERRCODE = '28000';
+    END IF;
+    UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'sign out (' || scope || ')'
+    WHERE user_id = uid AND revoked_at IS NULL
+      AND CASE scope WHEN 'session' THEN id = sid
+                     WHEN 'others' THEN id <> sid
+                     ELSE true END;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION ku9.sign_out(text) IS
+    'end this session (''session''), the user''s other sessions (''others'') or all (''global''); returns how many';
+
+/*
+ * authenticate checks an access token, that its session is still on, and
+ * sets request.jwt.claims for the rest of the transaction.
+ */
+CREATE FUNCTION ku9.authenticate(token text) RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    claims jsonb := ku9.jwt_verify(token);
+    sid uuid;
+BEGIN
+    IF claims ? 'session_id' THEN
+        BEGIN
+            sid := (claims ->> 'session_id')::uuid;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'invalid token: bad session_id' USING ERRCODE = '28000';
+        END;
+        PERFORM 1 FROM ku9.sessions WHERE id = sid AND revoked_at IS NULL AND expires_at > now();
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'invalid token: session has ended' USING ERRCODE = '28000';
+        END IF;
+    END IF;
+    PERFORM set_config('request.jwt.claims', claims::text, true);
+    RETURN claims;
+END
+$$;
+COMMENT ON FUNCTION ku9.authenticate(text) IS
+    'verify an access token and its session, and set request.jwt.claims for this transaction';
+
+REVOKE ALL ON FUNCTION
+    ku9._crypt(text, text), ku9._gen_salt(integer), ku9._random_token(), ku9._hmac(text, text),
+    ku9._throttle_check(text[]), ku9._throttle_failure(text, integer, integer, integer),
+    ku9._throttle_reset(text), ku9._seconds(text), ku9._check_password(text), ku9._password_matches(text, text),
+    ku9._session_response(ku9.users, uuid, text), ku9._client_address(),
+    ku9.sign_up(text, text, jsonb), ku9.sign_in(text, text), ku9.refresh_session(text),
+    ku9.sign_out(text), ku9.authenticate(text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ku9.sign_up(text, text, jsonb), ku9.sign_in(text, text),
+    ku9.refresh_session(text), ku9.authenticate(text)
+    TO ku9_anon, ku9_user, ku9_service;
+GRANT EXECUTE ON FUNCTION ku9.sign_out(text) TO ku9_user, ku9_service;
