@@ -24,7 +24,7 @@ SELECT ku9.create_queue('qo_edges', '{"vt": 0, "max_attempts": 1, "backoff_base"
                                       "archive": false, "retention": "0", "max_payload": 1}');
 SELECT ku9.create_queue('qo_vt_max', '{"vt": 43200, "backoff_base": 2, "backoff_max": 2}');
 SELECT name, vt, max_attempts, backoff_base, backoff_max, archive, retention, max_payload
-FROM ku9.list_queues();
+FROM ku9.list_queues() WHERE name <> 'ku9_mail';
 -- the registry keeps the same values
 SELECT name, vt, max_attempts, backoff_base, backoff_max, archive, retention, max_payload
 FROM ku9.queues WHERE name = 'qo_all';
@@ -222,7 +222,7 @@ SELECT ku9.send('qo_defaults', jsonb_build_object('s', repeat('x', 1000000))) > 
 SELECT pg_temp.sqlerr(format('SELECT ku9.send(%L, %L)', 'qo_defaults', jsonb_build_object('s', repeat('x', 1048576))));
 SELECT count(*) AS big_stored FROM ku9_queue.q_qo_defaults WHERE octet_length(payload ->> 's') = 1048576;
 
-SELECT ku9.drop_queue(name) FROM ku9.list_queues();
-SELECT count(*) AS tables_left FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace;
+SELECT ku9.drop_queue(name) FROM ku9.list_queues() WHERE name <> 'ku9_mail';
+SELECT count(*) AS tables_left FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace AND relname NOT LIKE '%ku9\_mail%';
 
 DROP EXTENSION ku9;

@@ -62,6 +62,7 @@ static int	auth_lockout = 900;
 static bool auth_confirm_email = false;
 static int	refresh_token_lifetime = 30 * 86400;
 static int	refresh_reuse_interval = 10;
+static int	auth_token_lifetime = 3600;
 
 bool		ku9_preloaded = false;
 
@@ -157,6 +158,11 @@ Ku9DefineGucs(bool preloading)
 	DefineCustomIntVariable("ku9.refresh_reuse_interval",
 							gettext_noop("How long after a refresh the same refresh token may be used again (concurrent refreshes) before reuse revokes the session."),
 							NULL, &refresh_reuse_interval, 10, 0, 300,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.auth_token_lifetime",
+							gettext_noop("How long a password-reset or email-confirmation token stays valid."),
+							NULL, &auth_token_lifetime, 3600, 60, 7 * 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ku9.queue_max_wait",

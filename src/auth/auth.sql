@@ -262,6 +262,9 @@ BEGIN
     IF new_id IS NULL THEN
         RAISE EXCEPTION 'a user with this email already exists' USING ERRCODE = '23505';
     END IF;
+    IF current_setting('ku9.auth_confirm_email')::boolean THEN
+        PERFORM ku9._mail_token(u, 'email_confirmation') FROM ku9.users u WHERE u.id = new_id;
+    END IF;
     RETURN new_id;
 END
 $$;
@@ -453,15 +456,357 @@ $$;
 COMMENT ON FUNCTION ku9.authenticate(text) IS
     'verify an access token and its session, and set request.jwt.claims for this transaction';
 
+/*
+ * auth: one-time tokens (password reset, email confirmation) and the mail
+ * queue.  A token is 32 random bytes shown once, in the job put on the
+ * queue ku9_mail for a mailer; only its SHA-256 hash is stored.  A user has
+ * at most one pending token of each kind: a new request replaces the old.
+ */
+
+SELECT ku9.create_queue('ku9_mail', '{"max_attempts": 10, "backoff_base": 5}');
+-- the mail queue belongs to the extension: dump its messages, not its registry row
+SELECT pg_catalog.pg_extension_config_dump('ku9.queues', 'WHERE name OPERATOR(pg_catalog.<>) ''ku9_mail''');
+SELECT pg_catalog.pg_extension_config_dump('ku9_queue.q_ku9_mail', '');
+SELECT pg_catalog.pg_extension_config_dump('ku9_queue.a_ku9_mail', '');
+SELECT pg_catalog.pg_extension_config_dump('ku9_queue.d_ku9_mail', '');
+
+CREATE TABLE ku9.one_time_tokens (
+    token_hash  bytea PRIMARY KEY,
+    user_id     uuid NOT NULL REFERENCES ku9.users ON DELETE CASCADE,
+    kind        text NOT NULL CHECK (kind IN ('password_reset', 'email_confirmation')),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at  timestamptz NOT NULL,
+    used_at     timestamptz,
+    UNIQUE (user_id, kind)
+);
+COMMENT ON TABLE ku9.one_time_tokens IS 'hashes of pending password-reset and email-confirmation tokens';
+SELECT pg_catalog.pg_extension_config_dump('ku9.one_time_tokens', '');
+REVOKE ALL ON ku9.one_time_tokens FROM PUBLIC;
+
+/*
+ * _mail_token makes a one-time token of a kind for a user, replacing any
+ * pending one, and sends the mail job {type, to, user_id, token,
+ * expires_at} to ku9_mail.
+ */
+CREATE FUNCTION ku9._mail_token(u ku9.users, kind text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    token text := ku9._random_token();
+    expires timestamptz := now() + make_interval(secs => ku9._seconds('ku9.auth_token_lifetime'));
+BEGIN
+    INSERT INTO ku9.one_time_tokens (token_hash, user_id, kind, expires_at)
+    VALUES (sha256(convert_to(token, 'UTF8')), u.id, kind, expires)
+    ON CONFLICT ON CONSTRAINT one_time_tokens_user_id_kind_key DO UPDATE
+        SET token_hash = excluded.token_hash, created_at = now(),
+            expires_at = excluded.expires_at, used_at = NULL;
+    PERFORM ku9.send('ku9_mail', jsonb_build_object(
+        'type', kind, 'to', u.email, 'user_id', u.id,
+        'token', token, 'expires_at', expires));
+END
+$$;
+COMMENT ON FUNCTION ku9._mail_token(ku9.users, text) IS 'make a one-time token and queue its mail, for ku9''s own use';
+
+/*
+ * _use_token consumes a one-time token of a kind and returns its user;
+ * 28000 when it is unknown, used or expired.
+ */
+CREATE FUNCTION ku9._use_token(token text, kind text) RETURNS ku9.users
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t ku9.one_time_tokens;
+    u ku9.users;
+BEGIN
+    SELECT * INTO t FROM ku9.one_time_tokens
+    WHERE token_hash = sha256(convert_to(coalesce(token, ''), 'UTF8'))
+      AND one_time_tokens.kind = _use_token.kind
+    FOR UPDATE;
+    IF NOT FOUND OR t.used_at IS NOT NULL OR t.expires_at <= now() THEN
+        RAISE EXCEPTION 'invalid or expired token' USING ERRCODE = '28000';
+    END IF;
+    UPDATE ku9.one_time_tokens SET used_at = now() WHERE token_hash = t.token_hash;
+    SELECT * INTO u FROM ku9.users WHERE id = t.user_id FOR UPDATE;
+    RETURN u;
+END
+$$;
+COMMENT ON FUNCTION ku9._use_token(text, text) IS 'consume a one-time token, for ku9''s own use';
+
+CREATE FUNCTION ku9.change_password(old_password text, new_password text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    u ku9.users;
+    sid uuid;
+BEGIN
+    SELECT * INTO u FROM ku9.users WHERE id = ku9.uid() FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'not signed in' USING ERRCODE = '28000';
+    END IF;
+    IF NOT ku9._password_matches(old_password, u.encrypted_password) THEN
+        RAISE EXCEPTION 'invalid password' USING ERRCODE = '28P01';
+    END IF;
+    PERFORM ku9._check_password(new_password);
+    UPDATE ku9.users
+    SET encrypted_password = ku9._crypt(new_password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int)),
+        updated_at = now()
+    WHERE id = u.id;
+    -- other sessions may belong to whoever knew the old password
+    BEGIN
+        sid := (ku9.claims() ->> 'session_id')::uuid;
+    EXCEPTION WHEN invalid_text_representation THEN
+        sid := NULL;
+    END;
+    UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'password changed'
+    WHERE user_id = u.id AND revoked_at IS NULL AND id IS DISTINCT FROM sid;
+END
+$$;
+COMMENT ON FUNCTION ku9.change_password(text, text) IS
+    'change the signed-in user''s password (the old one is needed); ends their other sessions';
+
+CREATE FUNCTION ku9.request_password_reset(email text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    u ku9.users;
+BEGIN
+    SELECT * INTO u FROM ku9.users
+    WHERE lower(users.email) = lower(btrim(coalesce(request_password_reset.email, '')));
+    -- the same answer whether or not the email has an account
+    IF FOUND THEN
+        PERFORM ku9._mail_token(u, 'password_reset');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9.request_password_reset(text) IS
+    'queue a password-reset mail (on ku9_mail) when the email has an account; answers the same either way';
+
+CREATE FUNCTION ku9.reset_password(token text, new_password text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    u ku9.users;
+BEGIN
+    PERFORM ku9._check_password(new_password);
+    u := ku9._use_token(token, 'password_reset');
+    UPDATE ku9.users
+    SET encrypted_password = ku9._crypt(new_password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int)),
+        -- the mail reached its owner: the address is confirmed too
+        email_confirmed_at = coalesce(email_confirmed_at, now()),
+        updated_at = now()
+    WHERE id = u.id;
+    UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'password reset'
+    WHERE user_id = u.id AND revoked_at IS NULL;
+END
+$$;
+COMMENT ON FUNCTION ku9.reset_password(text, text) IS
+    'set a new password with a reset token from the mail; ends every session of the user';
+
+CREATE FUNCTION ku9.request_email_confirmation(email text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    u ku9.users;
+BEGIN
+    SELECT * INTO u FROM ku9.users
+    WHERE lower(users.email) = lower(btrim(coalesce(request_email_confirmation.email, '')))
+      AND email_confirmed_at IS NULL;
+    IF FOUND THEN
+        PERFORM ku9._mail_token(u, 'email_confirmation');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9.request_email_confirmation(text) IS
+    'queue a confirmation mail (on ku9_mail) when the email has an unconfirmed account; answers the same either way';
+
+CREATE FUNCTION ku9.confirm_email(token text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    u ku9.users;
+BEGIN
+    u := ku9._use_token(token, 'email_confirmation');
+    UPDATE ku9.users SET email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now()
+    WHERE id = u.id;
+END
+$$;
+COMMENT ON FUNCTION ku9.confirm_email(text) IS 'confirm an email with the token from the confirmation mail';
+
+/*
+ * auth: administration, for ku9_service (EXECUTE is granted to it alone)
+ */
+
+/*
+ * _check_role errors (22023) unless role is one ku9_authenticator may switch
+ * to, so that PostgREST can act on tokens naming it.
+ */
+CREATE FUNCTION ku9._check_role(role text) RETURNS void
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role)
+       OR NOT pg_has_role('ku9_authenticator', role, 'MEMBER') THEN
+        RAISE EXCEPTION 'invalid user role "%"', role USING ERRCODE = '22023',
+            HINT = 'A user role must be a role granted to ku9_authenticator, such as ku9_user.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9._check_role(text) IS 'raise 22023 unless a role suits users, for ku9''s own use';
+
+CREATE FUNCTION ku9.admin_create_user(email text, password text DEFAULT NULL, password_hash text DEFAULT NULL,
+                                      role text DEFAULT 'ku9_user', email_confirmed boolean DEFAULT true,
+                                      user_metadata jsonb DEFAULT '{}', app_metadata jsonb DEFAULT '{}')
+    RETURNS uuid
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    new_id uuid;
+    hash text;
+BEGIN
+    IF email IS NULL OR btrim(email) !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' OR length(btrim(email)) > 254 THEN
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
+    END IF;
+    IF password IS NOT NULL AND password_hash IS NOT NULL THEN
+        RAISE EXCEPTION 'give a password or a password_hash, not both' USING ERRCODE = '22023';
+    ELSIF password IS NOT NULL THEN
+        PERFORM ku9._check_password(password);
+        hash := ku9._crypt(password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int));
+    ELSIF password_hash IS NOT NULL THEN
+        IF password_hash !~ '^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$' THEN
+            RAISE EXCEPTION 'password_hash is not a bcrypt hash' USING ERRCODE = '22023',
+                DETAIL = 'A bcrypt hash starts with $2a$, $2b$ or $2y$, then the cost and 53 characters.';
+        END IF;
+        hash := password_hash;
+    END IF;
+    PERFORM ku9._check_role(role);
+    IF coalesce(jsonb_typeof(user_metadata), 'object') <> 'object'
+       OR coalesce(jsonb_typeof(app_metadata), 'object') <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO ku9.users (email, encrypted_password, role, email_confirmed_at, user_metadata, app_metadata)
+    VALUES (btrim(email), hash, role, CASE WHEN email_confirmed THEN now() END,
+            coalesce(user_metadata, '{}'), coalesce(app_metadata, '{}'))
+    ON CONFLICT ((lower(users.email))) DO NOTHING
+    RETURNING id INTO new_id;
+    IF new_id IS NULL THEN
+        RAISE EXCEPTION 'a user with this email already exists' USING ERRCODE = '23505';
+    END IF;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION ku9.admin_create_user(text, text, text, text, boolean, jsonb, jsonb) IS
+    'create (or import, with a bcrypt password_hash) a user';
+
+CREATE FUNCTION ku9.admin_set_role(user_id uuid, role text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+BEGIN
+    PERFORM ku9._check_role(role);
+    UPDATE ku9.users SET role = admin_set_role.role, updated_at = now() WHERE id = user_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'user % does not exist', user_id USING ERRCODE = '42704';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9.admin_set_role(uuid, text) IS
+    'set the role a user''s tokens name (a role granted to ku9_authenticator)';
+
+CREATE FUNCTION ku9.admin_ban(user_id uuid, until timestamptz) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+BEGIN
+    UPDATE ku9.users SET banned_until = until, updated_at = now() WHERE id = user_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'user % does not exist', user_id USING ERRCODE = '42704';
+    END IF;
+    IF until > now() THEN
+        UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'banned'
+        WHERE sessions.user_id = admin_ban.user_id AND revoked_at IS NULL;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9.admin_ban(uuid, timestamptz) IS
+    'ban a user until a time (ending their sessions), or lift the ban with NULL';
+
+CREATE FUNCTION ku9.admin_set_app_metadata(user_id uuid, app_metadata jsonb) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+BEGIN
+    IF app_metadata IS NULL OR jsonb_typeof(app_metadata) <> 'object' THEN
+        RAISE EXCEPTION 'app_metadata must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    UPDATE ku9.users SET app_metadata = admin_set_app_metadata.app_metadata, updated_at = now()
+    WHERE id = user_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'user % does not exist', user_id USING ERRCODE = '42704';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9.admin_set_app_metadata(uuid, jsonb) IS
+    'set a user''s app_metadata (claims only the service writes)';
+
+CREATE FUNCTION ku9.admin_delete_user(user_id uuid) RETURNS boolean
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+    WITH d AS (DELETE FROM ku9.users WHERE id = admin_delete_user.user_id RETURNING 1)
+    SELECT count(*) > 0 FROM d
+$$;
+COMMENT ON FUNCTION ku9.admin_delete_user(uuid) IS
+    'delete a user with their sessions and tokens; false when there was none';
+
+CREATE FUNCTION ku9.admin_list_users(lim integer DEFAULT 100, off integer DEFAULT 0)
+    RETURNS TABLE (id uuid, email text, role text, email_confirmed_at timestamptz,
+                   banned_until timestamptz, created_at timestamptz, last_sign_in_at timestamptz,
+                   active_sessions bigint)
+    LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+    SELECT u.id, u.email, u.role, u.email_confirmed_at, u.banned_until, u.created_at, u.last_sign_in_at,
+           (SELECT count(*) FROM ku9.sessions s
+            WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > now())
+    FROM ku9.users u
+    ORDER BY u.created_at, u.id
+    LIMIT least(greatest(lim, 0), 10000) OFFSET greatest(off, 0)
+$$;
+COMMENT ON FUNCTION ku9.admin_list_users(integer, integer) IS
+    'list users (at most 10000 a page), oldest first';
+
 REVOKE ALL ON FUNCTION
     ku9._crypt(text, text), ku9._gen_salt(integer), ku9._random_token(), ku9._hmac(text, text),
     ku9._throttle_check(text[]), ku9._throttle_failure(text, integer, integer, integer),
     ku9._throttle_reset(text), ku9._seconds(text), ku9._check_password(text), ku9._password_matches(text, text),
     ku9._session_response(ku9.users, uuid, text), ku9._client_address(),
     ku9.sign_up(text, text, jsonb), ku9.sign_in(text, text), ku9.refresh_session(text),
-    ku9.sign_out(text), ku9.authenticate(text)
+    ku9.sign_out(text), ku9.authenticate(text),
+    ku9._mail_token(ku9.users, text), ku9._use_token(text, text), ku9._check_role(text),
+    ku9.change_password(text, text), ku9.request_password_reset(text), ku9.reset_password(text, text),
+    ku9.request_email_confirmation(text), ku9.confirm_email(text),
+    ku9.admin_create_user(text, text, text, text, boolean, jsonb, jsonb), ku9.admin_set_role(uuid, text),
+    ku9.admin_ban(uuid, timestamptz), ku9.admin_set_app_metadata(uuid, jsonb),
+    ku9.admin_delete_user(uuid), ku9.admin_list_users(integer, integer)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ku9.sign_up(text, text, jsonb), ku9.sign_in(text, text),
     ku9.refresh_session(text), ku9.authenticate(text)
     TO ku9_anon, ku9_user, ku9_service;
-GRANT EXECUTE ON FUNCTION ku9.sign_out(text) TO ku9_user, ku9_service;
+GRANT EXECUTE ON FUNCTION ku9.sign_out(text), ku9.change_password(text, text) TO ku9_user, ku9_service;
+GRANT EXECUTE ON FUNCTION ku9.request_password_reset(text), ku9.reset_password(text, text),
+    ku9.request_email_confirmation(text), ku9.confirm_email(text)
+    TO ku9_anon, ku9_user, ku9_service;
+GRANT EXECUTE ON FUNCTION
+    ku9.admin_create_user(text, text, text, text, boolean, jsonb, jsonb), ku9.admin_set_role(uuid, text),
+    ku9.admin_ban(uuid, timestamptz), ku9.admin_set_app_metadata(uuid, jsonb),
+    ku9.admin_delete_user(uuid), ku9.admin_list_users(integer, integer)
+    TO ku9_service;

@@ -54,7 +54,9 @@
 #include "access/htup_details.h"
 #include "access/twophase.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -1050,6 +1052,18 @@ ku9_drop_queue(PG_FUNCTION_ARGS)
 	guc_level = restrict_search_path();
 	spi_connect();
 	become_owner(registry_owner(), &call);
+
+	/* queues the extension made (ku9_mail) go only with the extension */
+	{
+		Oid			nsp = get_namespace_oid("ku9_queue", true);
+		Oid			relid = OidIsValid(nsp) ? get_relname_relid(psprintf("q_%s", name), nsp) : InvalidOid;
+
+		if (OidIsValid(relid) && OidIsValid(getExtensionOfObject(RelationRelationId, relid)))
+			ereport(ERROR,
+					errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					errmsg("queue \"%s\" belongs to the extension ku9 and cannot be dropped", name),
+					errhint("Use ku9.purge_queue() to empty it."));
+	}
 
 	values[0] = CStringGetTextDatum(name);
 	ret = SPI_execute_with_args("DELETE FROM ku9.queues WHERE name " OP("=") " $1",
