@@ -61,14 +61,16 @@ is( $node->safe_psql(
 		'src', q{
 SELECT string_agg(format('%s: %s in queue, %s archived, %s dead', s.queue, s.depth, s.archived, s.dead),
                   '; ' ORDER BY s.queue)
-FROM ku9.list_queues() AS l, ku9.queue_stats(l.name) AS s}),
+FROM ku9.list_queues() AS l, ku9.queue_stats(l.name) AS s WHERE l.name <> 'ku9_mail'}),
 	'events: 3 in queue, 2 archived, 0 dead; jobs: 4 in queue, 0 archived, 1 dead',
 	'source: events has 3 messages and 2 archived, jobs 4 messages and 1 dead letter'
 );
 
 # snapshot returns what must survive a dump and restore, one query each
 my %checks = (
-	'ku9.list_queues()' => 'SELECT * FROM ku9.list_queues()',
+	# ku9_mail is made by CREATE EXTENSION in each database, so its row
+	# (created_at) is not carried over; its messages are
+	'ku9.list_queues()' => q{SELECT * FROM ku9.list_queues() WHERE name <> 'ku9_mail'},
 	'qid sequence' =>
 	  'SELECT last_value, is_called FROM ku9.queues_qid_seq',
 	'grants on the queue tables' => q{
@@ -161,7 +163,7 @@ for my $db ('dst_custom', 'dst_plain')
 		6, "$db: events gives out id 6 next");
 	$node->safe_psql($db, q{SELECT ku9.create_queue('later')});
 	is($node->safe_psql($db, q{SELECT qid FROM ku9.queues WHERE name = 'later'}),
-		4, "$db: the next queue gets qid 4 (after the qids of jobs, events and the dropped queue)");
+		5, "$db: the next queue gets qid 5 (after the qids of ku9_mail, jobs, events and the dropped queue)");
 
 	# a dedup key of a pending message still dedups
 	is( $node->safe_psql(
