@@ -47,6 +47,7 @@ int			ku9_jwt_exp = 3600;
 int			ku9_jwt_leeway = 10;
 char	   *ku9_jwt_aud = NULL;
 char	   *ku9_jwt_iss = NULL;
+char	   *ku9_jwt_alg = NULL;
 int			ku9_http_port = 3000;
 int			ku9_metrics_max_series = 2048;
 int			ku9_queue_max_wait = 60000;
@@ -67,6 +68,20 @@ static int	auth_token_lifetime = 3600;
 bool		ku9_preloaded = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
+
+/*
+ * check_jwt_alg accepts the algorithms ku9 signs with.
+ */
+static bool
+check_jwt_alg(char **newval, void **extra, GucSource source)
+{
+	if (strcmp(*newval, "HS256") == 0 || strcmp(*newval, "RS256") == 0 ||
+		strcmp(*newval, "ES256") == 0)
+		return true;
+	GUC_check_errmsg("invalid value for parameter \"%s\": \"%s\"", "ku9.jwt_alg", *newval);
+	GUC_check_errdetail("ku9 signs tokens with HS256, RS256 or ES256.");
+	return false;
+}
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /*
@@ -112,6 +127,15 @@ Ku9DefineGucs(bool preloading)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ku9.jwt_alg",
+							   gettext_noop("Algorithm of the tokens ku9 issues: HS256 (ku9.jwt_secret), or RS256/ES256 (the newest key from ku9.rotate_signing_key)."),
+							   NULL,
+							   &ku9_jwt_alg,
+							   "HS256",
+							   PGC_SUSET,
+							   0,
+							   check_jwt_alg, NULL, NULL);
 
 	DefineCustomStringVariable("ku9.jwt_iss",
 							   gettext_noop("Issuer ku9 puts in the tokens it issues and requires in those it verifies; empty: not checked."),

@@ -28,6 +28,7 @@ extern PGDLLIMPORT int ku9_jwt_exp;
 extern PGDLLIMPORT int ku9_jwt_leeway;
 extern PGDLLIMPORT char *ku9_jwt_aud;
 extern PGDLLIMPORT char *ku9_jwt_iss;
+extern PGDLLIMPORT char *ku9_jwt_alg;
 extern PGDLLIMPORT int ku9_http_port;
 extern PGDLLIMPORT int ku9_metrics_max_series;
 extern PGDLLIMPORT int ku9_queue_max_wait;

@@ -810,3 +810,64 @@ GRANT EXECUTE ON FUNCTION
     ku9.admin_ban(uuid, timestamptz), ku9.admin_set_app_metadata(uuid, jsonb),
     ku9.admin_delete_user(uuid), ku9.admin_list_users(integer, integer)
     TO ku9_service;
+
+/*
+ * auth: asymmetric signing keys (RS256, ES256) and the JWKS
+ */
+
+CREATE TABLE ku9.signing_keys (
+    kid         text PRIMARY KEY,
+    alg         text NOT NULL CHECK (alg IN ('RS256', 'ES256')),
+    private_key text NOT NULL,
+    public_key  text NOT NULL,
+    jwk         jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    retired_at  timestamptz
+);
+COMMENT ON TABLE ku9.signing_keys IS 'RS256/ES256 key pairs; the newest unretired key of ku9.jwt_alg signs';
+SELECT pg_catalog.pg_extension_config_dump('ku9.signing_keys', '');
+REVOKE ALL ON ku9.signing_keys FROM PUBLIC;
+
+CREATE FUNCTION ku9._generate_signing_key(alg text, OUT private_pem text, OUT public_pem text, OUT jwk jsonb)
+    AS 'MODULE_PATHNAME', 'ku9_generate_signing_key'
+    LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION ku9._generate_signing_key(text) IS 'a new key pair and its JWK, for ku9''s own use';
+
+CREATE FUNCTION ku9.rotate_signing_key(alg text DEFAULT 'RS256') RETURNS text
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    k record;
+    new_kid text := replace(gen_random_uuid()::text, '-', '');
+BEGIN
+    IF alg IS NULL OR alg NOT IN ('RS256', 'ES256') THEN
+        RAISE EXCEPTION 'unsupported signing algorithm "%"', alg USING ERRCODE = '22023',
+            HINT = 'Signing keys are RS256 or ES256.';
+    END IF;
+    SELECT * INTO k FROM ku9._generate_signing_key(alg);
+    -- the old key stops signing, and verifies until its last tokens expire
+    UPDATE ku9.signing_keys SET retired_at = now()
+    WHERE signing_keys.alg = rotate_signing_key.alg AND retired_at IS NULL;
+    INSERT INTO ku9.signing_keys (kid, alg, private_key, public_key, jwk)
+    VALUES (new_kid, alg, k.private_pem, k.public_pem, k.jwk || jsonb_build_object('kid', new_kid));
+    RETURN new_kid;
+END
+$$;
+COMMENT ON FUNCTION ku9.rotate_signing_key(text) IS
+    'make a new RS256 or ES256 signing key; the old one keeps verifying until its tokens expire; returns the kid';
+
+CREATE FUNCTION ku9.jwks() RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+    SELECT jsonb_build_object('keys', coalesce(jsonb_agg(jwk ORDER BY created_at DESC), '[]'))
+    FROM ku9.signing_keys
+    WHERE retired_at IS NULL
+       OR retired_at + make_interval(secs => ku9._seconds('ku9.jwt_exp') + ku9._seconds('ku9.jwt_leeway')) > now()
+$$;
+COMMENT ON FUNCTION ku9.jwks() IS 'the public signing keys that may have signed a valid token, as a JWKS document';
+
+REVOKE ALL ON FUNCTION ku9._generate_signing_key(text), ku9.rotate_signing_key(text), ku9.jwks() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ku9.rotate_signing_key(text) TO ku9_service;
+GRANT EXECUTE ON FUNCTION ku9.jwks() TO ku9_anon, ku9_user, ku9_service;

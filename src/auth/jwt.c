@@ -12,13 +12,23 @@
  * "typ":"JWT"}, which verification recognises byte for byte without
  * parsing it; any other header is parsed.
  *
+ * RS256 and ES256 tokens are signed with the keys in ku9.signing_keys
+ * (made by ku9.rotate_signing_key()) through libjwt (libjwt.c), and name
+ * their key with kid.  ku9.jwt_alg chooses which kind ku9 issues; it
+ * accepts all three.  Keys are read with SPI as the owner of
+ * ku9.signing_keys, which no other role can read.  A retired key (replaced
+ * by a rotation) still verifies tokens for ku9.jwt_exp plus the leeway after
+ * it was retired, the longest its tokens can live.
+ *
  * Verification rejects (SQLSTATE 28000, "invalid token: ..."): more than
  * KU9_JWT_MAX_LENGTH bytes; not three base64url segments; a header that is
- * not a JSON object or names no algorithm; alg "none" or any algorithm
- * other than HS256 (so an RSA public key can never be used as an HMAC
- * secret); a bad signature; claims that are not a JSON object; a missing or
- * past exp; nbf or iat in the future; an aud other than ku9.jwt_aud; an iss
- * other than ku9.jwt_iss when that is set.  Times allow ku9.jwt_leeway.
+ * not a JSON object or names no algorithm; alg "none" or any algorithm but
+ * HS256, RS256 and ES256; an RS256/ES256 token without a kid, with an
+ * unknown or expired kid, or whose alg is not its key's (so a public key is
+ * never used as an HMAC secret: HS256 always means ku9.jwt_secret); a bad
+ * signature; claims that are not a JSON object; a missing or past exp; nbf
+ * or iat in the future; an aud other than ku9.jwt_aud; an iss other than
+ * ku9.jwt_iss when that is set.  Times allow ku9.jwt_leeway.
  *
  * Copyright (c) 2026, ku9 contributors
  *
@@ -36,6 +46,8 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -46,6 +58,8 @@
 #include "ku9.h"
 #include "auth/jwt.h"
 #include "core/util.h"
+
+static Jsonb *check_claims(Jsonb *claims);
 
 #define KU9_JWT_MAX_LENGTH 16384
 #define KU9_JWT_MIN_SECRET 32
@@ -71,10 +85,10 @@ static const char b64url[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /*
- * b64url_encode appends the base64url form of len bytes to buf.
+ * Ku9B64UrlEncode appends the base64url form of len bytes to buf.
  */
-static void
-b64url_encode(StringInfo buf, const unsigned char *src, size_t len)
+void
+Ku9B64UrlEncode(StringInfo buf, const unsigned char *src, size_t len)
 {
 	size_t		i;
 
@@ -231,8 +245,43 @@ hs256(const char *data, size_t len, unsigned char *out)
  */
 
 /*
- * Ku9JwtSign returns an HS256 token for the claims (a JSON object), signed
- * with ku9.jwt_secret, palloc'd in the current context.
+ * key_lookup runs a one-row query on ku9.signing_keys as its owner and
+ * returns its two text columns, palloc'd in the caller's context; false when
+ * there is no row.
+ */
+static bool
+key_lookup(const char *sql, int nargs, Oid *types, Datum *values,
+		   char **col1, char **col2)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Ku9SavedUser saved;
+	bool		found;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	Ku9BecomeUser(Ku9RelationOwner("ku9", "signing_keys"), &saved);
+	ret = SPI_execute_with_args(sql, nargs, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	found = SPI_processed == 1;
+	if (found)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		*col1 = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		*col2 = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		MemoryContextSwitchTo(spi);
+	}
+	Ku9RestoreUser(&saved);
+	SPI_finish();
+	return found;
+}
+
+/*
+ * Ku9JwtSign returns a token for the claims (a JSON object), palloc'd in
+ * the current context: HS256 with ku9.jwt_secret, or, when ku9.jwt_alg
+ * says RS256 or ES256, with the newest key of that algorithm.
  */
 char *
 Ku9JwtSign(Jsonb *claims)
@@ -245,16 +294,34 @@ Ku9JwtSign(Jsonb *claims)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("token claims must be a JSON object"));
-	hmac_ready();
-
 	json = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
+
+	if (ku9_jwt_alg != NULL && strcmp(ku9_jwt_alg, "HS256") != 0)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(ku9_jwt_alg)};
+		char	   *kid;
+		char	   *pem;
+
+		if (!key_lookup("SELECT kid, private_key FROM ku9.signing_keys "
+						"WHERE alg OPERATOR(pg_catalog.=) $1 AND retired_at IS NULL "
+						"ORDER BY created_at DESC LIMIT 1",
+						1, types, values, &kid, &pem))
+			ereport(ERROR,
+					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("there is no %s signing key", ku9_jwt_alg),
+					errhint("Make one with ku9.rotate_signing_key('%s').", ku9_jwt_alg));
+		return Ku9LibjwtSign(json, ku9_jwt_alg, kid, pem);
+	}
+
+	hmac_ready();
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, ku9_header_b64);
 	appendStringInfoChar(&buf, '.');
-	b64url_encode(&buf, (unsigned char *) json, strlen(json));
+	Ku9B64UrlEncode(&buf, (unsigned char *) json, strlen(json));
 	hs256(buf.data, buf.len, sig);
 	appendStringInfoChar(&buf, '.');
-	b64url_encode(&buf, sig, HS256_LEN);
+	Ku9B64UrlEncode(&buf, sig, HS256_LEN);
 	pfree(json);
 	return buf.data;
 }
@@ -347,68 +414,14 @@ audience_matches(Jsonb *claims, const char *aud)
 }
 
 /*
- * Ku9JwtVerify checks a token as described at the top of this file and
- * returns its claims, palloc'd in the current context.  Errors 28000 for
- * any invalid token.
+ * check_claims applies the time, audience and issuer checks to a token's
+ * claims, and returns them.
  */
-Jsonb *
-Ku9JwtVerify(const char *token, int len)
+static Jsonb *
+check_claims(Jsonb *claims)
 {
-	const char *dot1;
-	const char *dot2;
-	int			hlen,
-				plen,
-				slen;
-	unsigned char *buf;
-	unsigned char sig[HS256_LEN];
-	unsigned char given[HS256_LEN + 3];
-	Jsonb	   *claims;
 	double		now,
 				t;
-	int			n;
-
-	if (len > KU9_JWT_MAX_LENGTH)
-		reject("too long", psprintf("A token may have at most %d bytes.", KU9_JWT_MAX_LENGTH));
-	dot1 = memchr(token, '.', len);
-	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (dot1 + 1 - token)) : NULL;
-	if (dot1 == NULL || dot2 == NULL || memchr(dot2 + 1, '.', len - (dot2 + 1 - token)) != NULL)
-		reject("malformed", "A token has three dot-separated parts.");
-	hlen = dot1 - token;
-	plen = dot2 - dot1 - 1;
-	slen = len - (dot2 + 1 - token);
-	buf = palloc(Max(hlen, plen) + 4);
-
-	/* the header: ku9's own, or one naming HS256 */
-	if (!(hlen == (int) sizeof(ku9_header_b64) - 1 &&
-		  memcmp(token, ku9_header_b64, hlen) == 0))
-	{
-		Jsonb	   *header;
-		JsonbValue *alg;
-
-		n = b64url_decode(token, hlen, buf);
-		if (n < 0 || (header = parse_object((char *) buf, n)) == NULL)
-			reject("malformed header", "The header is not base64url-encoded JSON object.");
-		alg = getKeyJsonValueFromContainer(&header->root, "alg", 3, NULL);
-		if (alg == NULL || alg->type != jbvString)
-			reject("malformed header", "The header names no algorithm.");
-		if (!(alg->val.string.len == 5 && memcmp(alg->val.string.val, "HS256", 5) == 0))
-			reject(psprintf("algorithm \"%s\" is not accepted",
-							pnstrdup(alg->val.string.val, alg->val.string.len)),
-				   "Tokens must be signed with HS256 and ku9.jwt_secret.");
-	}
-
-	/* the signature, over "header.payload" */
-	hmac_ready();
-	if (slen != 43 || b64url_decode(dot2 + 1, slen, given) != HS256_LEN)
-		reject("bad signature", NULL);
-	hs256(token, dot2 - token, sig);
-	if (CRYPTO_memcmp(sig, given, HS256_LEN) != 0)
-		reject("bad signature", NULL);
-
-	/* the claims */
-	n = b64url_decode(dot1 + 1, plen, buf);
-	if (n < 0 || (claims = parse_object((char *) buf, n)) == NULL)
-		reject("malformed claims", "The claims are not a base64url-encoded JSON object.");
 
 	now = (double) (GetCurrentTimestamp() - SetEpochTimestamp()) / USECS_PER_SEC;
 	if (!numeric_claim(claims, "exp", &t))
@@ -430,8 +443,110 @@ Ku9JwtVerify(const char *token, int len)
 			memcmp(iss->val.string.val, ku9_jwt_iss, iss->val.string.len) != 0)
 			reject("wrong issuer", psprintf("The \"iss\" claim must be \"%s\".", ku9_jwt_iss));
 	}
-	pfree(buf);
 	return claims;
+}
+
+/*
+ * Ku9JwtVerify checks a token as described at the top of this file and
+ * returns its claims, palloc'd in the current context.  Errors 28000 for
+ * any invalid token.
+ */
+Jsonb *
+Ku9JwtVerify(const char *token, int len)
+{
+	const char *dot1;
+	const char *dot2;
+	int			hlen,
+				plen,
+				slen;
+	unsigned char *buf;
+	unsigned char sig[HS256_LEN];
+	unsigned char given[HS256_LEN + 3];
+	Jsonb	   *claims;
+	char	   *alg = "HS256";
+	char	   *kid = NULL;
+	int			n;
+
+	if (len > KU9_JWT_MAX_LENGTH)
+		reject("too long", psprintf("A token may have at most %d bytes.", KU9_JWT_MAX_LENGTH));
+	dot1 = memchr(token, '.', len);
+	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (dot1 + 1 - token)) : NULL;
+	if (dot1 == NULL || dot2 == NULL || memchr(dot2 + 1, '.', len - (dot2 + 1 - token)) != NULL)
+		reject("malformed", "A token has three dot-separated parts.");
+	hlen = dot1 - token;
+	plen = dot2 - dot1 - 1;
+	slen = len - (dot2 + 1 - token);
+	buf = palloc(Max(hlen, plen) + 4);
+
+	/* the header: ku9's own HS256 one, or one naming HS256, RS256 or ES256 */
+	if (!(hlen == (int) sizeof(ku9_header_b64) - 1 &&
+		  memcmp(token, ku9_header_b64, hlen) == 0))
+	{
+		Jsonb	   *header;
+		JsonbValue *v;
+
+		n = b64url_decode(token, hlen, buf);
+		if (n < 0 || (header = parse_object((char *) buf, n)) == NULL)
+			reject("malformed header", "The header is not a base64url-encoded JSON object.");
+		v = getKeyJsonValueFromContainer(&header->root, "alg", 3, NULL);
+		if (v == NULL || v->type != jbvString)
+			reject("malformed header", "The header names no algorithm.");
+		alg = pnstrdup(v->val.string.val, v->val.string.len);
+		if (strcmp(alg, "RS256") == 0 || strcmp(alg, "ES256") == 0)
+		{
+			v = getKeyJsonValueFromContainer(&header->root, "kid", 3, NULL);
+			if (v == NULL || v->type != jbvString)
+				reject("no key id", "RS256 and ES256 tokens name their key with \"kid\".");
+			kid = pnstrdup(v->val.string.val, v->val.string.len);
+		}
+		else if (strcmp(alg, "HS256") != 0)
+			reject(psprintf("algorithm \"%s\" is not accepted", alg),
+				   "Tokens are signed with HS256, RS256 or ES256.");
+	}
+
+	if (kid != NULL)
+	{
+		/* an asymmetric token: its key decides, and libjwt checks */
+		Oid			types[2] = {TEXTOID, INT4OID};
+		Datum		values[2];
+		char	   *key_alg;
+		char	   *pem;
+		char	   *json;
+
+		values[0] = CStringGetTextDatum(kid);
+		values[1] = Int32GetDatum(ku9_jwt_exp + ku9_jwt_leeway);
+		if (!key_lookup("SELECT alg, public_key FROM ku9.signing_keys "
+						"WHERE kid OPERATOR(pg_catalog.=) $1 AND (retired_at IS NULL OR "
+						"retired_at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $2) "
+						"OPERATOR(pg_catalog.>) pg_catalog.now())",
+						2, types, values, &key_alg, &pem))
+			reject("unknown key", psprintf("No current signing key has kid \"%s\".", kid));
+		if (strcmp(key_alg, alg) != 0)
+			reject(psprintf("algorithm \"%s\" does not match the key", alg),
+				   psprintf("Key \"%s\" is an %s key.", kid, key_alg));
+		json = Ku9LibjwtVerify(pnstrdup(token, len), alg, pem);
+		if (json == NULL)
+			reject("bad signature", NULL);
+		if ((claims = parse_object(json, strlen(json))) == NULL)
+			reject("malformed claims", "The claims are not a JSON object.");
+		pfree(buf);
+		return check_claims(claims);
+	}
+
+	/* an HS256 token: the signature, over "header.payload" */
+	hmac_ready();
+	if (slen != 43 || b64url_decode(dot2 + 1, slen, given) != HS256_LEN)
+		reject("bad signature", NULL);
+	hs256(token, dot2 - token, sig);
+	if (CRYPTO_memcmp(sig, given, HS256_LEN) != 0)
+		reject("bad signature", NULL);
+
+	/* the claims */
+	n = b64url_decode(dot1 + 1, plen, buf);
+	if (n < 0 || (claims = parse_object((char *) buf, n)) == NULL)
+		reject("malformed claims", "The claims are not a base64url-encoded JSON object.");
+	pfree(buf);
+	return check_claims(claims);
 }
 
 /*

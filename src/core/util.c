@@ -12,8 +12,14 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
 #include "utils/elog.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "core/util.h"
 
@@ -54,4 +60,51 @@ Ku9TryCall(PGFunction fn, Datum arg1, Datum arg2, Datum arg3,
 	PG_END_TRY();
 
 	return ok;
+}
+
+/*
+ * Ku9RelationOwner returns the owner of a relation (of the extension, so it
+ * must exist).
+ */
+Oid
+Ku9RelationOwner(const char *nspname, const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, get_namespace_oid(nspname, false));
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_TABLE),
+				errmsg("relation \"%s.%s\" does not exist", nspname, relname),
+				errhint("Is the extension ku9 installed in this database?"));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Ku9BecomeUser runs what follows as another role (an object's owner), in a
+ * security-restricted operation, saving the caller's identity in *saved.
+ * An error restores the caller's identity by itself (transaction or
+ * subtransaction abort); otherwise call Ku9RestoreUser.
+ */
+void
+Ku9BecomeUser(Oid owner, Ku9SavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/*
+ * Ku9RestoreUser undoes Ku9BecomeUser.
+ */
+void
+Ku9RestoreUser(Ku9SavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }

@@ -18,4 +18,15 @@
 extern bool Ku9TryCall(PGFunction fn, Datum arg1, Datum arg2, Datum arg3,
 					   Datum *result, char **message);
 
+/* the caller's identity while a function runs as an object's owner */
+typedef struct Ku9SavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} Ku9SavedUser;
+
+extern Oid	Ku9RelationOwner(const char *nspname, const char *relname);
+extern void Ku9BecomeUser(Oid owner, Ku9SavedUser *saved);
+extern void Ku9RestoreUser(Ku9SavedUser *saved);
+
 #endif							/* KU9_UTIL_H */
