@@ -68,6 +68,7 @@ SET ku9.jwt_secret = 'ku9-regress-secret-0123456789abcdef';
 SET ku9.jwt_leeway = 30;
 SET ku9.jwt_aud = 'authenticated';
 SET ku9.jwt_iss = '';
+SET ku9.jwt_alg = 'HS256';
 
 --
 -- the round trip, and the cross-check with the pgcrypto signer
@@ -105,13 +106,37 @@ SELECT pg_temp.v(pg_temp.b64url_text('{"alg":"none","typ":"JWT"}') || '.' || pg_
 SELECT pg_temp.v(pg_temp.b64url_text('{"alg":"none"}') || '.' || pg_temp.b64url_text(pg_temp.good()));
 SELECT pg_temp.v(pg_temp.sign('{"alg":"None"}', pg_temp.good()));
 SELECT pg_temp.v(pg_temp.sign('{"alg":""}', pg_temp.good()));
--- RS256 signed with the secret as an HMAC key: the key confusion attack
-SELECT pg_temp.v(pg_temp.sign('{"alg":"RS256","typ":"JWT"}', pg_temp.good()));
 SELECT pg_temp.v(pg_temp.sign('{"alg":"HS512","typ":"JWT"}', pg_temp.good()));
+SELECT pg_temp.v(pg_temp.sign('{"alg":"HS384","typ":"JWT"}', pg_temp.good()));
+SELECT pg_temp.v(pg_temp.sign('{"alg":"PS256","typ":"JWT"}', pg_temp.good()));
 SELECT pg_temp.v(pg_temp.sign('{"alg":"hs256","typ":"JWT"}', pg_temp.good()));
 SELECT pg_temp.v(pg_temp.sign('{"alg":"HS256 ","typ":"JWT"}', pg_temp.good()));
 -- the algorithm is checked before the signature
-SELECT pg_temp.v(pg_temp.b64url_text('{"alg":"RS256"}') || '.' || pg_temp.b64url_text(pg_temp.good()) || '.' || repeat('A', 342));
+SELECT pg_temp.v(pg_temp.b64url_text('{"alg":"HS512"}') || '.' || pg_temp.b64url_text(pg_temp.good()) || '.' || repeat('A', 86));
+-- RS256 and ES256 tokens name one of ku9's keys (ku9.signing_keys), and an
+-- HMAC never verifies them: not with ku9.jwt_secret, not with the public
+-- key as the secret (the key confusion attack)
+SELECT pg_temp.v(pg_temp.sign('{"alg":"RS256","typ":"JWT"}', pg_temp.good()));
+SELECT pg_temp.v(pg_temp.sign('{"alg":"ES256","kid":42}', pg_temp.good()));
+SELECT pg_temp.v(pg_temp.sign('{"alg":"RS256","kid":"no-such-key"}', pg_temp.good()));
+SELECT ku9.rotate_signing_key('RS256') AS rsa_kid \gset
+SELECT public_key AS rsa_pem FROM ku9.signing_keys WHERE kid = :'rsa_kid' \gset
+CREATE FUNCTION pg_temp.v_kid(tok text) RETURNS text LANGUAGE sql AS $f$
+    SELECT replace(pg_temp.v(tok), current_setting('regress.rsa_kid'), '<kid>')
+$f$;
+SET regress.rsa_kid = :'rsa_kid';
+SELECT pg_temp.v_kid(pg_temp.sign(format('{"alg":"RS256","kid":"%s"}', :'rsa_kid'), pg_temp.good()));
+SELECT pg_temp.v_kid(h || '.' || p || '.' || pg_temp.hs256(h || '.' || p, :'rsa_pem'))
+FROM (SELECT pg_temp.b64url_text(format('{"alg":"RS256","kid":"%s"}', :'rsa_kid')) AS h, pg_temp.b64url_text(pg_temp.good()) AS p) s;
+SELECT pg_temp.v_kid(h || '.' || p || '.' || pg_temp.hs256(h || '.' || p, :'rsa_pem'))
+FROM (SELECT pg_temp.b64url_text(format('{"alg":"HS256","kid":"%s"}', :'rsa_kid')) AS h, pg_temp.b64url_text(pg_temp.good()) AS p) s;
+SELECT pg_temp.v_kid(pg_temp.sign(format('{"alg":"ES256","kid":"%s"}', :'rsa_kid'), pg_temp.good()));
+-- (HS256 ignores kid, and the key itself signs good RS256 tokens)
+SELECT pg_temp.v_kid(pg_temp.sign(format('{"alg":"HS256","kid":"%s"}', :'rsa_kid'), pg_temp.good()));
+SET ku9.jwt_alg = 'RS256';
+SELECT pg_temp.v_kid(ku9.jwt_sign(pg_temp.good()::jsonb));
+SET ku9.jwt_alg = 'HS256';
+RESET regress.rsa_kid;
 
 --
 -- malformed headers
@@ -136,6 +161,8 @@ SELECT pg_temp.v(pg_temp.sign('{"alg":"HS256","x":"\u0000"}', pg_temp.good()));
 -- not UTF-8, in alg (checked before the signature) and elsewhere
 SELECT pg_temp.v(pg_temp.b64url(convert_to('{"alg":"', 'UTF8') || '\xff'::bytea || convert_to('"}', 'UTF8')) || '.e30.AAAA');
 SELECT pg_temp.v(pg_temp.sign_bytes(convert_to('{"alg":"HS256","kid":"', 'UTF8') || '\xff'::bytea || convert_to('"}', 'UTF8'),
+                                    convert_to(pg_temp.good(), 'UTF8')));
+SELECT pg_temp.v(pg_temp.sign_bytes(convert_to('{"alg":"RS256","kid":"', 'UTF8') || '\xff'::bytea || convert_to('"}', 'UTF8'),
                                     convert_to(pg_temp.good(), 'UTF8')));
 -- deeply nested
 SELECT pg_temp.v(pg_temp.sign('{"alg":"HS256","x":' || repeat('[', 5000) || repeat(']', 5000) || '}', pg_temp.good()));
@@ -231,8 +258,15 @@ SELECT length(t) AS length, CASE WHEN r LIKE 'accepted: %' THEN 'accepted' ELSE 
 FROM (SELECT t, pg_temp.v(t) AS r FROM (SELECT pg_temp.sized(n) AS t FROM unnest('{16383,16384,16385,16387}'::int[]) n) s) s;
 SELECT pg_temp.v(pg_temp.sign(pg_temp.hdr(), pg_temp.good(jsonb_build_object('pad', repeat('x', 1000000)))));
 SELECT pg_temp.v(repeat('x', 16385));
--- jwt_sign makes such tokens; jwt_verify refuses them
-SELECT length(t) > 16384 AS long, pg_temp.v(t) FROM (SELECT ku9.jwt_sign(pg_temp.good(jsonb_build_object('pad', repeat('x', 20000)))::jsonb) AS t) s;
+-- nor does jwt_sign make them
+SELECT pg_temp.sqlerr($$SELECT ku9.jwt_sign(jsonb_build_object('pad', repeat('x', 20000)))$$);
+
+-- a critical header extension ku9 does not know is refused (RFC 7515 4.1.11)
+SELECT pg_temp.v(pg_temp.sign('{"alg":"HS256","typ":"JWT","crit":["exp"]}', pg_temp.good()));
+-- an unaccepted algorithm is quoted only in part
+SELECT pg_temp.v(pg_temp.sign('{"alg":"' || repeat('A', 5000) || '"}', pg_temp.good()));
+-- an exp too large for a float is not "never"
+SELECT pg_temp.v(pg_temp.sign(pg_temp.hdr(), '{"aud":"authenticated","exp":1e400}'));
 
 --
 -- signatures
@@ -442,4 +476,5 @@ RESET ku9.jwt_secret;
 RESET ku9.jwt_leeway;
 RESET ku9.jwt_aud;
 RESET ku9.jwt_iss;
+RESET ku9.jwt_alg;
 DROP EXTENSION ku9;

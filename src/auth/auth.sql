@@ -426,33 +426,9 @@ $$;
 COMMENT ON FUNCTION ku9.sign_out(text) IS
     'end this session (''session''), the user''s other sessions (''others'') or all (''global''); returns how many';
 
-/*
- * authenticate checks an access token, that its session is still on, and
- * sets request.jwt.claims for the rest of the transaction.
- */
 CREATE FUNCTION ku9.authenticate(token text) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-    SET search_path = pg_catalog, ku9, pg_temp
-AS $$
-DECLARE
-    claims jsonb := ku9.jwt_verify(token);
-    sid uuid;
-BEGIN
-    IF claims ? 'session_id' THEN
-        BEGIN
-            sid := (claims ->> 'session_id')::uuid;
-        EXCEPTION WHEN invalid_text_representation THEN
-            RAISE EXCEPTION 'invalid token: bad session_id' USING ERRCODE = '28000';
-        END;
-        PERFORM 1 FROM ku9.sessions WHERE id = sid AND revoked_at IS NULL AND expires_at > now();
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'invalid token: session has ended' USING ERRCODE = '28000';
-        END IF;
-    END IF;
-    PERFORM set_config('request.jwt.claims', claims::text, true);
-    RETURN claims;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'ku9_authenticate'
+    LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION ku9.authenticate(text) IS
     'verify an access token and its session, and set request.jwt.claims for this transaction';
 

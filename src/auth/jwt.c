@@ -49,6 +49,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -279,6 +280,20 @@ key_lookup(const char *sql, int nargs, Oid *types, Datum *values,
 }
 
 /*
+ * check_length errors (54000) when a token ku9 made is longer than any it
+ * would accept.
+ */
+static void
+check_length(size_t len)
+{
+	if (len > KU9_JWT_MAX_LENGTH)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("token of %zu bytes is longer than the %d bytes ku9 accepts", len, KU9_JWT_MAX_LENGTH),
+				errhint("Put less in the claims."));
+}
+
+/*
  * Ku9JwtSign returns a token for the claims (a JSON object), palloc'd in
  * the current context: HS256 with ku9.jwt_secret, or, when ku9.jwt_alg
  * says RS256 or ES256, with the newest key of that algorithm.
@@ -311,7 +326,12 @@ Ku9JwtSign(Jsonb *claims)
 					errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					errmsg("there is no %s signing key", ku9_jwt_alg),
 					errhint("Make one with ku9.rotate_signing_key('%s').", ku9_jwt_alg));
-		return Ku9LibjwtSign(json, ku9_jwt_alg, kid, pem);
+		{
+			char	   *token = Ku9LibjwtSign(json, ku9_jwt_alg, kid, pem);
+
+			check_length(strlen(token));
+			return token;
+		}
 	}
 
 	hmac_ready();
@@ -323,6 +343,7 @@ Ku9JwtSign(Jsonb *claims)
 	appendStringInfoChar(&buf, '.');
 	Ku9B64UrlEncode(&buf, sig, HS256_LEN);
 	pfree(json);
+	check_length(buf.len);
 	return buf.data;
 }
 
@@ -363,6 +384,8 @@ parse_object(const char *json, int len)
 
 	if ((int) strlen(json) != len)
 		return NULL;			/* a NUL inside */
+	if (!pg_verifymbstr(json, len, true))
+		return NULL;			/* not valid in the database encoding */
 	if (!Ku9TryCall(jsonb_in, CStringGetDatum(json), 0, 0, &d, &message))
 		return NULL;
 	jb = DatumGetJsonbP(d);
@@ -384,6 +407,8 @@ numeric_claim(Jsonb *claims, const char *name, double *out)
 		reject(psprintf("claim \"%s\" is not a number", name), NULL);
 	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 											  NumericGetDatum(v->val.numeric)));
+	if (isinf(*out) || isnan(*out))
+		reject(psprintf("claim \"%s\" is out of range", name), NULL);
 	return true;
 }
 
@@ -500,8 +525,11 @@ Ku9JwtVerify(const char *token, int len)
 			kid = pnstrdup(v->val.string.val, v->val.string.len);
 		}
 		else if (strcmp(alg, "HS256") != 0)
-			reject(psprintf("algorithm \"%s\" is not accepted", alg),
+			reject(psprintf("algorithm \"%s\" is not accepted",
+							pnstrdup(alg, pg_mbcliplen(alg, strlen(alg), 32))),
 				   "Tokens are signed with HS256, RS256 or ES256.");
+		if (getKeyJsonValueFromContainer(&header->root, "crit", 4, NULL) != NULL)
+			reject("unsupported critical header", "ku9 understands no \"crit\" extension.");
 	}
 
 	if (kid != NULL)
