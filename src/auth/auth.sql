@@ -6,13 +6,13 @@ CREATE FUNCTION ku9.jwt_sign(claims jsonb) RETURNS text
     AS 'MODULE_PATHNAME', 'ku9_jwt_sign'
     LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION ku9.jwt_sign(jsonb) IS
-    'sign claims as an HS256 token with ku9.jwt_secret';
+    'sign claims as a token: HS256 with ku9.jwt_secret, or RS256/ES256 with the newest key, per ku9.jwt_alg';
 
 CREATE FUNCTION ku9.jwt_verify(token text) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'ku9_jwt_verify'
     LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION ku9.jwt_verify(text) IS
-    'check an HS256 token (signature, exp, nbf, iat, aud, iss) and return its claims';
+    'check a token (HS256, RS256 or ES256: signature, key, exp, nbf, iat, aud, iss) and return its claims';
 
 -- minting tokens is for trusted backends; checking them is for anyone
 REVOKE ALL ON FUNCTION ku9.jwt_sign(jsonb), ku9.jwt_verify(text) FROM PUBLIC;
@@ -96,7 +96,8 @@ CREATE TABLE ku9.sessions (
     revoked_at      timestamptz,
     revoked_reason  text,
     user_agent      text,
-    ip              text
+    ip              text,
+    refresh_key     text NOT NULL DEFAULT ku9._random_token()
 );
 CREATE INDEX sessions_user_id_idx ON ku9.sessions (user_id);
 COMMENT ON TABLE ku9.sessions IS 'ku9 sign-in sessions; a revoked session''s tokens no longer work';
@@ -173,7 +174,7 @@ CREATE FUNCTION ku9._password_matches(password text, hash text) RETURNS boolean
 AS $$
     SELECT CASE
         WHEN hash IS NULL OR password IS NULL OR octet_length(password) > 72 THEN false
-        WHEN hash ~ '^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$' THEN
+        WHEN hash ~ '^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$' THEN
             ku9._crypt(password, '$2a$' || substr(hash, 5)) = '$2a$' || substr(hash, 5)
         ELSE false
     END
@@ -221,14 +222,16 @@ COMMENT ON FUNCTION ku9._session_response(ku9.users, uuid, text) IS 'sign-in res
 
 /*
  * _client_address returns the caller's address from PostgREST's
- * request.headers (x-forwarded-for's first entry, or x-real-ip), or NULL.
+ * request.headers, or NULL: the last x-forwarded-for entry (the one the
+ * proxy in front of PostgREST added; earlier ones come from the client and
+ * can be forged), else x-real-ip.
  */
 CREATE FUNCTION ku9._client_address() RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT nullif(btrim(coalesce(
-        split_part(h ->> 'x-forwarded-for', ',', 1),
+        (regexp_match(h ->> 'x-forwarded-for', '([^,]*)$'))[1],
         h ->> 'x-real-ip')), '')
     FROM (SELECT CASE WHEN coalesce(current_setting('request.headers', true), '') ~ '^\s*\{'
                       THEN current_setting('request.headers', true)::jsonb END AS h) s
@@ -245,7 +248,7 @@ BEGIN
     IF email IS NULL THEN
         RAISE EXCEPTION 'email must not be null' USING ERRCODE = '22004';
     END IF;
-    email := btrim(email);
+    email := btrim(email, E' \t\r\n');
     IF email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' OR length(email) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
@@ -278,7 +281,7 @@ AS $$
 DECLARE
     u ku9.users;
     addr text := ku9._client_address();
-    email_key text := 'email:' || lower(btrim(coalesce(email, '')));
+    email_key text := 'email:' || lower(btrim(coalesce(email, ''), E' \t\r\n'));
     addr_key text := 'addr:' || addr;
     ok boolean;
     sid uuid;
@@ -286,7 +289,7 @@ DECLARE
 BEGIN
     PERFORM ku9._throttle_check(ARRAY[email_key, addr_key]);
 
-    SELECT * INTO u FROM ku9.users WHERE lower(users.email) = lower(btrim(sign_in.email));
+    SELECT * INTO u FROM ku9.users WHERE lower(users.email) = lower(btrim(sign_in.email, E' \t\r\n'));
     -- without a user, hash anyway, so that the time tells nothing
     ok := ku9._password_matches(password,
               coalesce(u.encrypted_password,
@@ -353,15 +356,16 @@ BEGIN
         RAISE EXCEPTION 'session has ended' USING ERRCODE = '28000';
     END IF;
 
-    -- the next token is derived from this one, so that a second refresh with
-    -- the same token gets the same next token
-    child := rtrim(translate(encode(ku9._hmac('ku9 refresh token', refresh_token), 'base64'), '+/', '-_'), '=');
+    -- the next token is derived from this one with the session's secret key,
+    -- so that a second refresh with the same token gets the same next token,
+    -- and nobody without the key can compute it
+    child := rtrim(translate(encode(ku9._hmac(refresh_token, s.refresh_key), 'base64'), '+/', '-_'), '=');
     child_hash := sha256(convert_to(child, 'UTF8'));
 
     IF rt.rotated_at IS NOT NULL THEN
         SELECT rotated_at IS NULL INTO child_current FROM ku9.refresh_tokens WHERE token_hash = child_hash;
         IF NOT (coalesce(child_current, false)
-                AND now() - rt.rotated_at <= make_interval(secs => ku9._seconds('ku9.refresh_reuse_interval'))) THEN
+                AND clock_timestamp() - rt.rotated_at <= make_interval(secs => ku9._seconds('ku9.refresh_reuse_interval'))) THEN
             -- a rotated token came back: it may have been stolen; end the session.
             -- This must be committed, so it is reported, not raised.
             UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'refresh token reused'
@@ -372,7 +376,7 @@ BEGIN
                 'message', 'refresh token was already used; the session has been revoked');
         END IF;
     ELSE
-        UPDATE ku9.refresh_tokens SET rotated_at = now() WHERE token_hash = rt.token_hash;
+        UPDATE ku9.refresh_tokens SET rotated_at = clock_timestamp() WHERE token_hash = rt.token_hash;
         INSERT INTO ku9.refresh_tokens (token_hash, session_id, user_id)
         VALUES (child_hash, s.id, s.user_id);
         UPDATE ku9.sessions SET refreshed_at = now(),
@@ -414,6 +418,11 @@ BEGIN
     IF scope <> 'global' AND sid IS NULL THEN
         RAISE EXCEPTION 'the token has no session' USING ERRCODE = '28000';
     END IF;
+    -- a token of a session that has ended may not end others
+    IF sid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ku9.sessions
+                                       WHERE id = sid AND revoked_at IS NULL AND expires_at > now()) THEN
+        RAISE EXCEPTION 'session has ended' USING ERRCODE = '28000';
+    END IF;
     UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'sign out (' || scope || ')'
     WHERE user_id = uid AND revoked_at IS NULL
       AND CASE scope WHEN 'session' THEN id = sid
@@ -428,7 +437,7 @@ COMMENT ON FUNCTION ku9.sign_out(text) IS
 
 CREATE FUNCTION ku9.authenticate(token text) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'ku9_authenticate'
-    LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION ku9.authenticate(text) IS
     'verify an access token and its session, and set request.jwt.claims for this transaction';
 
@@ -551,7 +560,7 @@ DECLARE
     u ku9.users;
 BEGIN
     SELECT * INTO u FROM ku9.users
-    WHERE lower(users.email) = lower(btrim(coalesce(request_password_reset.email, '')));
+    WHERE lower(users.email) = lower(btrim(coalesce(request_password_reset.email, ''), E' \t\r\n'));
     -- the same answer whether or not the email has an account
     IF FOUND THEN
         PERFORM ku9._mail_token(u, 'password_reset');
@@ -591,7 +600,7 @@ DECLARE
     u ku9.users;
 BEGIN
     SELECT * INTO u FROM ku9.users
-    WHERE lower(users.email) = lower(btrim(coalesce(request_email_confirmation.email, '')))
+    WHERE lower(users.email) = lower(btrim(coalesce(request_email_confirmation.email, ''), E' \t\r\n'))
       AND email_confirmed_at IS NULL;
     IF FOUND THEN
         PERFORM ku9._mail_token(u, 'email_confirmation');
@@ -648,7 +657,7 @@ DECLARE
     new_id uuid;
     hash text;
 BEGIN
-    IF email IS NULL OR btrim(email) !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' OR length(btrim(email)) > 254 THEN
+    IF email IS NULL OR btrim(email, E' \t\r\n') !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' OR length(btrim(email, E' \t\r\n')) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
     IF password IS NOT NULL AND password_hash IS NOT NULL THEN
@@ -657,7 +666,7 @@ BEGIN
         PERFORM ku9._check_password(password);
         hash := ku9._crypt(password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int));
     ELSIF password_hash IS NOT NULL THEN
-        IF password_hash !~ '^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$' THEN
+        IF password_hash !~ '^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$' THEN
             RAISE EXCEPTION 'password_hash is not a bcrypt hash' USING ERRCODE = '22023',
                 DETAIL = 'A bcrypt hash starts with $2a$, $2b$ or $2y$, then the cost and 53 characters.';
         END IF;
@@ -669,7 +678,7 @@ BEGIN
         RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
     END IF;
     INSERT INTO ku9.users (email, encrypted_password, role, email_confirmed_at, user_metadata, app_metadata)
-    VALUES (btrim(email), hash, role, CASE WHEN email_confirmed THEN now() END,
+    VALUES (btrim(email, E' \t\r\n'), hash, role, CASE WHEN email_confirmed THEN now() END,
             coalesce(user_metadata, '{}'), coalesce(app_metadata, '{}'))
     ON CONFLICT ((lower(users.email))) DO NOTHING
     RETURNING id INTO new_id;
@@ -821,6 +830,8 @@ BEGIN
         RAISE EXCEPTION 'unsupported signing algorithm "%"', alg USING ERRCODE = '22023',
             HINT = 'Signing keys are RS256 or ES256.';
     END IF;
+    -- one rotation at a time, so that each retires the key before it
+    LOCK TABLE ku9.signing_keys IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO k FROM ku9._generate_signing_key(alg);
     -- the old key stops signing, and verifies until its last tokens expire
     UPDATE ku9.signing_keys SET retired_at = now()

@@ -91,9 +91,15 @@ session_active(Datum session_id)
 Datum
 ku9_authenticate(PG_FUNCTION_ARGS)
 {
-	text	   *token = PG_GETARG_TEXT_PP(0);
-	Jsonb	   *claims = Ku9JwtVerify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
-	JsonbValue *sid = getKeyJsonValueFromContainer(&claims->root, "session_id", 10, NULL);
+	text	   *token;
+	Jsonb	   *claims;
+	JsonbValue *sid;
+
+	if (PG_ARGISNULL(0))
+		reject("no token");
+	token = PG_GETARG_TEXT_PP(0);
+	claims = Ku9JwtVerify(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
+	sid = getKeyJsonValueFromContainer(&claims->root, "session_id", 10, NULL);
 
 	if (sid != NULL)
 	{

@@ -11,8 +11,8 @@
  * (with its database), the failures in the current window and, once the
  * key reached its limit, the end of its cooldown.  Counts survive until the
  * server restarts.  A key is found by open addressing over a few slots;
- * when all of them are taken the one whose window began longest ago is
- * reused.  One LWLock (KU9_LWLOCK_THROTTLE) guards the table; every
+ * when all of them are taken, an unlocked one whose window began longest
+ * ago is reused, and a locked one only when all are locked.  One LWLock (KU9_LWLOCK_THROTTLE) guards the table; every
  * operation holds it briefly, in exclusive mode.
  *
  * Failures are counted for keys whatever they name, existing or not, so a
@@ -118,6 +118,27 @@ key_hash(text *key)
 }
 
 /*
+ * better_victim tells whether slot a is a better one to reuse than b: a free
+ * slot first, then an unlocked one whose window began longest ago, and only
+ * then the locked one whose lock ends first, so that filling the table does
+ * not lift the locks of others.
+ */
+static bool
+better_victim(Ku9ThrottleSlot *a, Ku9ThrottleSlot *b, TimestampTz now)
+{
+	bool		a_locked = a->locked_until > now;
+	bool		b_locked = b->locked_until > now;
+
+	if (a->key == 0 || b->key == 0)
+		return a->key == 0 && b->key != 0;
+	if (a_locked != b_locked)
+		return !a_locked;
+	if (a_locked)
+		return a->locked_until < b->locked_until;
+	return a->window_start < b->window_start;
+}
+
+/*
  * find_slot returns the key's slot, or with create a free or reused one
  * (reset to zero failures).  Caller holds the lock exclusively.
  */
@@ -127,14 +148,15 @@ find_slot(uint64 key, bool create)
 	int			start = (int) (key % (uint64) throttle->nslots);
 	Ku9ThrottleSlot *victim = NULL;
 
+	TimestampTz now = GetCurrentTimestamp();
+
 	for (int i = 0; i < PROBES; i++)
 	{
 		Ku9ThrottleSlot *s = &throttle->slots[(start + i) % throttle->nslots];
 
 		if (s->key == key && s->dbid == MyDatabaseId)
 			return s;
-		if (victim == NULL || s->key == 0 ||
-			(victim->key != 0 && s->window_start < victim->window_start))
+		if (victim == NULL || better_victim(s, victim, now))
 			victim = s;
 	}
 	if (!create)
