@@ -31,10 +31,13 @@ if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$root"; then
 fi
 
 conf=$(mktemp)
+secret=$(head -c 36 /dev/urandom | base64 | tr -d '/+=\n')
 cat >"$conf" <<CONF
 shared_preload_libraries = 'ku9, pg_cron'
 ku9.database = '$db'
 cron.database_name = '$db'
+# a secret made for this development cluster (HS256 tokens)
+ku9.jwt_secret = '$secret'
 CONF
 cluster_init "$dir" "$port" "$conf"
 rm -f "$conf"
