@@ -617,8 +617,31 @@ send_option(const char *key, JsonbValue *v, void *state)
  * ------------------------------------------------------------------------
  */
 
+/* parameter types of each prepared statement */
+static const struct
+{
+	int			nargs;
+	Oid			types[6];
+}			plan_args[PLAN_COUNT] = {
+	[PLAN_SEND] = {5, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, JSONBOID}},
+	[PLAN_SEND_DEDUP] = {6, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, JSONBOID, TEXTOID}},
+	[PLAN_DEDUP_FIND] = {1, {TEXTOID}},
+	[PLAN_SEND_BATCH] = {5, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, JSONBOID}},
+	[PLAN_READ] = {4, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID}},
+	[PLAN_POP] = {4, {INT4OID, TIMESTAMPTZOID, BOOLOID, INT4OID}},
+	[PLAN_ACK] = {3, {INT8ARRAYOID, TIMESTAMPTZOID, BOOLOID}},
+	[PLAN_FAIL_LOCK] = {1, {INT8OID}},
+	[PLAN_FAIL_RETRY] = {3, {INT8OID, TIMESTAMPTZOID, TEXTOID}},
+	[PLAN_FAIL_DEAD] = {3, {INT8OID, TIMESTAMPTZOID, TEXTOID}},
+	[PLAN_SET_VT] = {2, {INT8OID, TIMESTAMPTZOID}},
+};
+
+/*
+ * plan_sql returns the text of a queue's prepared statement, palloc'd; its
+ * parameters are plan_args[plan].
+ */
 static const char *
-plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
+plan_sql(QueuePlan plan, Ku9Queue *q)
 {
 	char	   *qt = table_name("q", q->name);
 	char	   *at = table_name("a", q->name);
@@ -644,48 +667,22 @@ plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
 	switch (plan)
 	{
 		case PLAN_SEND:
-			*nargs = 5;
-			types[0] = INT4OID;
-			types[1] = TIMESTAMPTZOID;
-			types[2] = TIMESTAMPTZOID;
-			types[3] = JSONBOID;
-			types[4] = JSONBOID;
 			return psprintf("INSERT INTO %s (priority, vt, enqueued_at, headers, payload) "
 							"VALUES ($1, $2, $3, $4, $5) RETURNING msg_id", qt);
 		case PLAN_SEND_DEDUP:
-			*nargs = 6;
-			types[0] = INT4OID;
-			types[1] = TIMESTAMPTZOID;
-			types[2] = TIMESTAMPTZOID;
-			types[3] = JSONBOID;
-			types[4] = JSONBOID;
-			types[5] = TEXTOID;
 			return psprintf("INSERT INTO %s (priority, vt, enqueued_at, headers, payload, dedup_key) "
 							"VALUES ($1, $2, $3, $4, $5, $6) "
 							"ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
 							"RETURNING msg_id", qt);
 		case PLAN_DEDUP_FIND:
-			*nargs = 1;
-			types[0] = TEXTOID;
 			return psprintf("SELECT msg_id FROM %s WHERE dedup_key " OP("=") " $1", qt);
 		case PLAN_SEND_BATCH:
-			*nargs = 5;
-			types[0] = INT4OID;
-			types[1] = TIMESTAMPTZOID;
-			types[2] = TIMESTAMPTZOID;
-			types[3] = JSONBOID;
-			types[4] = JSONBOID;
 			return psprintf("INSERT INTO %s (priority, vt, enqueued_at, headers, payload) "
 							"SELECT $1, $2, $3, $4, e "
 							"FROM pg_catalog.jsonb_array_elements($5) WITH ORDINALITY AS t(e, n) "
 							"ORDER BY n RETURNING msg_id", qt);
 		case PLAN_READ:
 			/* $1 qty, $2 now, $3 new vt, $4 max_attempts */
-			*nargs = 4;
-			types[0] = INT4OID;
-			types[1] = TIMESTAMPTZOID;
-			types[2] = TIMESTAMPTZOID;
-			types[3] = INT4OID;
 			return psprintf("%s, "
 							"r AS (UPDATE %s q SET vt = $3, attempts = q.attempts " OP("+") " 1 FROM c "
 							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP("<") " $4 "
@@ -696,11 +693,6 @@ plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
 							taken, qt);
 		case PLAN_POP:
 			/* $1 qty, $2 now, $3 archive?, $4 max_attempts */
-			*nargs = 4;
-			types[0] = INT4OID;
-			types[1] = TIMESTAMPTZOID;
-			types[2] = BOOLOID;
-			types[3] = INT4OID;
 			return psprintf("%s, "
 							"m AS (DELETE FROM %s q USING c "
 							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP("<") " $4 "
@@ -714,41 +706,24 @@ plan_sql(QueuePlan plan, Ku9Queue *q, int *nargs, Oid *types)
 							taken, qt, at);
 		case PLAN_ACK:
 			/* $1 ids, $2 now, $3 archive? */
-			*nargs = 3;
-			types[0] = INT8ARRAYOID;
-			types[1] = TIMESTAMPTZOID;
-			types[2] = BOOLOID;
 			return psprintf("WITH m AS (DELETE FROM %s WHERE msg_id " OP("=") " ANY ($1) RETURNING *), "
 							"a AS (INSERT INTO %s (msg_id, priority, enqueued_at, acked_at, attempts, dedup_key, headers, payload) "
 							"  SELECT msg_id, priority, enqueued_at, $2, attempts, dedup_key, headers, payload "
 							"  FROM m WHERE $3) "
 							"SELECT pg_catalog.count(*) FROM m", qt, at);
 		case PLAN_FAIL_LOCK:
-			*nargs = 1;
-			types[0] = INT8OID;
 			return psprintf("SELECT attempts FROM %s WHERE msg_id " OP("=") " $1 FOR UPDATE", qt);
 		case PLAN_FAIL_RETRY:
 			/* $1 id, $2 new vt, $3 error */
-			*nargs = 3;
-			types[0] = INT8OID;
-			types[1] = TIMESTAMPTZOID;
-			types[2] = TEXTOID;
 			return psprintf("UPDATE %s SET vt = $2, last_error = $3 WHERE msg_id " OP("=") " $1", qt);
 		case PLAN_FAIL_DEAD:
 			/* $1 id, $2 now, $3 error */
-			*nargs = 3;
-			types[0] = INT8OID;
-			types[1] = TIMESTAMPTZOID;
-			types[2] = TEXTOID;
 			return psprintf("WITH m AS (DELETE FROM %s WHERE msg_id " OP("=") " $1 RETURNING *) "
 							"INSERT INTO %s (msg_id, priority, enqueued_at, dead_at, attempts, dedup_key, headers, payload, last_error) "
 							"SELECT msg_id, priority, enqueued_at, $2, attempts, dedup_key, headers, payload, $3 FROM m",
 							qt, dt);
 		case PLAN_SET_VT:
 			/* $1 id, $2 new vt */
-			*nargs = 2;
-			types[0] = INT8OID;
-			types[1] = TIMESTAMPTZOID;
 			return psprintf("UPDATE %s SET vt = $2 WHERE msg_id " OP("=") " $1 RETURNING vt", qt);
 		case PLAN_COUNT:
 			break;
@@ -766,10 +741,9 @@ get_plan(Ku9Queue *q, QueuePlan which)
 {
 	if (q->plans[which] == NULL)
 	{
-		int			nargs;
-		Oid			types[8];
-		const char *sql = plan_sql(which, q, &nargs, types);
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+		const char *sql = plan_sql(which, q);
+		SPIPlanPtr	plan = SPI_prepare(sql, plan_args[which].nargs,
+									   (Oid *) plan_args[which].types);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
