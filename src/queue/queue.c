@@ -651,13 +651,16 @@ plan_sql(QueuePlan plan, Ku9Queue *q)
 	/*
 	 * read and pop start alike: c takes up to $1 visible messages (as of $2)
 	 * in order, skipping locked ones; those that already had $4 attempts go
-	 * to the dead letters (dead, buried), the others are handed out.
+	 * to the dead letters (dead, buried), the others are handed out.  The
+	 * statements address c's rows by msg_id = ANY (ARRAY(...)) rather than
+	 * by joining c, so that one generic plan (index scans) serves every
+	 * call.
 	 */
 	taken = psprintf("WITH c AS (SELECT msg_id, attempts FROM %s WHERE vt " OP("<=") " $2 "
 					 "  ORDER BY priority DESC, msg_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
-					 "dead AS (DELETE FROM %s q USING c "
-					 "  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP(">=") " $4 "
-					 "  RETURNING q.*), "
+					 "dead AS (DELETE FROM %s "
+					 "  WHERE msg_id " OP("=") " ANY (ARRAY(SELECT msg_id FROM c WHERE attempts " OP(">=") " $4)) "
+					 "  RETURNING *), "
 					 "buried AS (INSERT INTO %s (msg_id, priority, enqueued_at, dead_at, attempts, dedup_key, headers, payload, last_error) "
 					 "  SELECT msg_id, priority, enqueued_at, $2, attempts, dedup_key, headers, payload, "
 					 "         COALESCE(last_error, 'visibility timeout expired after the last attempt') FROM dead "
@@ -684,9 +687,9 @@ plan_sql(QueuePlan plan, Ku9Queue *q)
 		case PLAN_READ:
 			/* $1 qty, $2 now, $3 new vt, $4 max_attempts */
 			return psprintf("%s, "
-							"r AS (UPDATE %s q SET vt = $3, attempts = q.attempts " OP("+") " 1 FROM c "
-							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP("<") " $4 "
-							"  RETURNING q.msg_id, q.attempts, q.enqueued_at, q.vt, q.payload, q.headers, q.priority) "
+							"r AS (UPDATE %s SET vt = $3, attempts = attempts " OP("+") " 1 "
+							"  WHERE msg_id " OP("=") " ANY (ARRAY(SELECT msg_id FROM c WHERE attempts " OP("<") " $4)) "
+							"  RETURNING msg_id, attempts, enqueued_at, vt, payload, headers, priority) "
 							"SELECT r.msg_id, r.attempts, r.enqueued_at, r.vt, r.payload, r.headers, b.buried "
 							"FROM (SELECT pg_catalog.count(*) AS buried FROM buried) b LEFT JOIN r ON true "
 							"ORDER BY r.priority DESC, r.msg_id",
@@ -694,9 +697,9 @@ plan_sql(QueuePlan plan, Ku9Queue *q)
 		case PLAN_POP:
 			/* $1 qty, $2 now, $3 archive?, $4 max_attempts */
 			return psprintf("%s, "
-							"m AS (DELETE FROM %s q USING c "
-							"  WHERE q.msg_id " OP("=") " c.msg_id AND c.attempts " OP("<") " $4 "
-							"  RETURNING q.*), "
+							"m AS (DELETE FROM %s "
+							"  WHERE msg_id " OP("=") " ANY (ARRAY(SELECT msg_id FROM c WHERE attempts " OP("<") " $4)) "
+							"  RETURNING *), "
 							"a AS (INSERT INTO %s (msg_id, priority, enqueued_at, acked_at, attempts, dedup_key, headers, payload) "
 							"  SELECT msg_id, priority, enqueued_at, $2, attempts " OP("+") " 1, dedup_key, headers, payload "
 							"  FROM m WHERE $3) "
@@ -742,8 +745,14 @@ get_plan(Ku9Queue *q, QueuePlan which)
 	if (q->plans[which] == NULL)
 	{
 		const char *sql = plan_sql(which, q);
-		SPIPlanPtr	plan = SPI_prepare(sql, plan_args[which].nargs,
-									   (Oid *) plan_args[which].types);
+
+		/*
+		 * A generic plan: custom plans would be re-planned on every call, and
+		 * LIMIT $1 and = ANY ($1) are planned well without their values.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, plan_args[which].nargs,
+											  (Oid *) plan_args[which].types,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
