@@ -1,0 +1,1 @@
+SELECT ku9.send('@Q@', :payload);

@@ -1,0 +1,1 @@
+SELECT ku9.send_batch('@Q@', :batch);

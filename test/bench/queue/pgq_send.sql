@@ -1,0 +1,1 @@
+SELECT pgq.insert_event('@Q@', 'bench', :payload);

@@ -1,0 +1,2 @@
+-- the round-trip floor: one prepared statement that does nothing
+SELECT 1;
