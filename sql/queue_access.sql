@@ -45,6 +45,9 @@ SELECT ku9.grant_queue('qa', 'regress_ku9_q_app', 'send');
 SET ROLE regress_ku9_q_app;
 SELECT ku9.send('qa', '{"n": 2}') > :m1 AS sent;
 SELECT count(*) AS sent FROM ku9.send_batch('qa', '[{"n": 3}, {"n": 4}]');
+-- an empty batch, too, hands the caller's identity back
+SELECT count(*) AS sent FROM ku9.send_batch('qa', '[]');
+SELECT current_user = 'regress_ku9_q_app' AS still_the_caller;
 SELECT f, pg_temp.sqlerr(f) FROM unnest(ARRAY[
     $$SELECT ku9.read('qa')$$,
     $$SELECT ku9.pop('qa')$$,

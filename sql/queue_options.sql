@@ -62,6 +62,7 @@ SELECT pg_temp.sqlerr($$SELECT ku9.create_queue('qo_bad', '"vt"')$$);
 -- number are bad values like the others
 SELECT * FROM pg_temp.sqlstate_names($$SELECT ku9.create_queue('qo_bad', '{"retention": "a while"}')$$, '"retention"');
 SELECT * FROM pg_temp.sqlstate_names($$SELECT ku9.create_queue('qo_bad', '{"retention": "-1 day"}')$$, '"retention"');
+SELECT * FROM pg_temp.sqlstate_names($$SELECT ku9.create_queue('qo_bad', '{"retention": "200000 years"}')$$, '"retention"');
 SELECT * FROM pg_temp.sqlstate_names($$SELECT ku9.create_queue('qo_bad', '{"vt": 1e400}')$$, '"vt"');
 SELECT count(*) AS bad_queues FROM ku9.queues WHERE name = 'qo_bad';
 SELECT count(*) AS bad_tables FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace AND relname LIKE '%qo\_bad%';

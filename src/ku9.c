@@ -193,7 +193,7 @@ Ku9DefineGucs(bool preloading)
 							gettext_noop("Longest wait_ms a ku9.read call may ask for."),
 							NULL,
 							&ku9_queue_max_wait,
-							60000, 0, 3600 * 1000,
+							60000, 0, 300 * 1000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

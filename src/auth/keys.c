@@ -55,15 +55,17 @@ bn_b64url(StringInfo buf, EVP_PKEY *pkey, const char *param, int pad)
 	BIGNUM	   *bn = NULL;
 	unsigned char *bytes;
 	int			len;
+	bool		ok;
 
 	if (!EVP_PKEY_get_bn_param(pkey, param, &bn))
 		elog(ERROR, "could not read key parameter %s", param);
 	len = pad > 0 ? pad : BN_num_bytes(bn);
 	bytes = palloc(len);
-	if (BN_bn2binpad(bn, bytes, len) != len)
+	ok = BN_bn2binpad(bn, bytes, len) == len;
+	BN_free(bn);
+	if (!ok)
 		elog(ERROR, "could not encode key parameter %s", param);
 	Ku9B64UrlEncode(buf, bytes, len);
-	BN_free(bn);
 	pfree(bytes);
 }
 
@@ -75,9 +77,9 @@ Datum
 ku9_generate_signing_key(PG_FUNCTION_ARGS)
 {
 	char	   *alg = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	EVP_PKEY   *pkey;
-	BIO		   *priv;
-	BIO		   *pub;
+	EVP_PKEY   *volatile pkey;
+	BIO		   *volatile priv;
+	BIO		   *volatile pub;
 	StringInfoData jwk;
 	TupleDesc	desc;
 	Datum		values[3];
@@ -100,39 +102,42 @@ ku9_generate_signing_key(PG_FUNCTION_ARGS)
 
 	priv = BIO_new(BIO_s_mem());
 	pub = BIO_new(BIO_s_mem());
-	if (priv == NULL || pub == NULL ||
-		!PEM_write_bio_PrivateKey(priv, pkey, NULL, NULL, 0, NULL, NULL) ||
-		!PEM_write_bio_PUBKEY(pub, pkey))
+	/* the key and the BIOs (which hold the private key) are freed on every path */
+	PG_TRY();
+	{
+		if (priv == NULL || pub == NULL ||
+			!PEM_write_bio_PrivateKey(priv, pkey, NULL, NULL, 0, NULL, NULL) ||
+			!PEM_write_bio_PUBKEY(pub, pkey))
+			elog(ERROR, "OpenSSL could not write a %s key", alg);
+
+		initStringInfo(&jwk);
+		if (strcmp(alg, "RS256") == 0)
+		{
+			appendStringInfoString(&jwk, "{\"kty\": \"RSA\", \"alg\": \"RS256\", \"use\": \"sig\", \"n\": \"");
+			bn_b64url(&jwk, pkey, OSSL_PKEY_PARAM_RSA_N, 0);
+			appendStringInfoString(&jwk, "\", \"e\": \"");
+			bn_b64url(&jwk, pkey, OSSL_PKEY_PARAM_RSA_E, 0);
+		}
+		else
+		{
+			appendStringInfoString(&jwk, "{\"kty\": \"EC\", \"alg\": \"ES256\", \"use\": \"sig\", \"crv\": \"P-256\", \"x\": \"");
+			bn_b64url(&jwk, pkey, OSSL_PKEY_PARAM_EC_PUB_X, 32);
+			appendStringInfoString(&jwk, "\", \"y\": \"");
+			bn_b64url(&jwk, pkey, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
+		}
+		appendStringInfoString(&jwk, "\"}");
+
+		values[0] = CStringGetTextDatum(bio_text(priv));
+		values[1] = CStringGetTextDatum(bio_text(pub));
+		values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(jwk.data));
+	}
+	PG_FINALLY();
 	{
 		BIO_free(priv);
 		BIO_free(pub);
 		EVP_PKEY_free(pkey);
-		elog(ERROR, "OpenSSL could not write a %s key", alg);
 	}
-
-	initStringInfo(&jwk);
-	if (strcmp(alg, "RS256") == 0)
-	{
-		appendStringInfoString(&jwk, "{\"kty\": \"RSA\", \"alg\": \"RS256\", \"use\": \"sig\", \"n\": \"");
-		bn_b64url(&jwk, pkey, OSSL_PKEY_PARAM_RSA_N, 0);
-		appendStringInfoString(&jwk, "\", \"e\": \"");
-		bn_b64url(&jwk, pkey, OSSL_PKEY_PARAM_RSA_E, 0);
-	}
-	else
-	{
-		appendStringInfoString(&jwk, "{\"kty\": \"EC\", \"alg\": \"ES256\", \"use\": \"sig\", \"crv\": \"P-256\", \"x\": \"");
-		bn_b64url(&jwk, pkey, OSSL_PKEY_PARAM_EC_PUB_X, 32);
-		appendStringInfoString(&jwk, "\", \"y\": \"");
-		bn_b64url(&jwk, pkey, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
-	}
-	appendStringInfoString(&jwk, "\"}");
-
-	values[0] = CStringGetTextDatum(bio_text(priv));
-	values[1] = CStringGetTextDatum(bio_text(pub));
-	values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(jwk.data));
-	BIO_free(priv);
-	BIO_free(pub);
-	EVP_PKEY_free(pkey);
+	PG_END_TRY();
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

@@ -43,40 +43,48 @@ static int	(*p_jwt_set_alg) (jwt_t *jwt, jwt_alg_t alg, const unsigned char *key
 static jwt_alg_t (*p_jwt_get_alg) (jwt_t *jwt);
 
 static void *
-symbol(const char *name)
+symbol(void *handle, const char *name)
 {
-	void	   *p = dlsym(libjwt, name);
+	void	   *p = dlsym(handle, name);
 
 	if (p == NULL)
+	{
+		dlclose(handle);
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("could not find %s in %s", name, LIBJWT_SONAME));
+	}
 	return p;
 }
 
 /*
- * load_libjwt loads libjwt in its own symbol scope, once per backend.
+ * load_libjwt loads libjwt in its own symbol scope, once per backend.  The
+ * handle is kept only once every function was found, so a failed load
+ * leaves nothing half set up.
  */
 static void
 load_libjwt(void)
 {
+	void	   *handle;
+
 	if (libjwt != NULL)
 		return;
-	libjwt = dlopen(LIBJWT_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-	if (libjwt == NULL)
+	handle = dlopen(LIBJWT_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+	if (handle == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("could not load %s: %s", LIBJWT_SONAME, dlerror()),
 				errhint("RS256 and ES256 tokens need libjwt (Debian package libjwt0)."));
-	p_jwt_new = symbol("jwt_new");
-	p_jwt_free = symbol("jwt_free");
-	p_jwt_decode = symbol("jwt_decode");
-	p_jwt_get_grants_json = symbol("jwt_get_grants_json");
-	p_jwt_add_grants_json = symbol("jwt_add_grants_json");
-	p_jwt_add_header = symbol("jwt_add_header");
-	p_jwt_encode_str = symbol("jwt_encode_str");
-	p_jwt_set_alg = symbol("jwt_set_alg");
-	p_jwt_get_alg = symbol("jwt_get_alg");
+	p_jwt_new = symbol(handle, "jwt_new");
+	p_jwt_free = symbol(handle, "jwt_free");
+	p_jwt_decode = symbol(handle, "jwt_decode");
+	p_jwt_get_grants_json = symbol(handle, "jwt_get_grants_json");
+	p_jwt_add_grants_json = symbol(handle, "jwt_add_grants_json");
+	p_jwt_add_header = symbol(handle, "jwt_add_header");
+	p_jwt_encode_str = symbol(handle, "jwt_encode_str");
+	p_jwt_set_alg = symbol(handle, "jwt_set_alg");
+	p_jwt_get_alg = symbol(handle, "jwt_get_alg");
+	libjwt = handle;
 }
 
 static jwt_alg_t
@@ -93,6 +101,10 @@ alg_of(const char *alg)
 	return JWT_ALG_INVAL;
 }
 
+/*
+ * take_string copies a string libjwt malloc'd into palloc'd memory and
+ * frees it, also when the copy fails.
+ */
 static char *
 take_string(char *s)
 {
@@ -100,8 +112,12 @@ take_string(char *s)
 
 	if (s == NULL)
 		return NULL;
-	copy = pstrdup(s);
+	copy = palloc_extended(strlen(s) + 1, MCXT_ALLOC_NO_OOM);
+	if (copy != NULL)
+		strcpy(copy, s);
 	free(s);
+	if (copy == NULL)
+		ereport(ERROR, errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory"));
 	return copy;
 }
 
@@ -125,12 +141,21 @@ Ku9LibjwtSign(const char *claims_json, const char *alg, const char *kid,
 		p_jwt_set_alg(jwt, a, (const unsigned char *) private_pem, strlen(private_pem)) != 0)
 	{
 		p_jwt_free(jwt);
-		elog(ERROR, "libjwt could not prepare a %s token", alg);
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("could not sign the claims as an %s token", alg),
+				errdetail("libjwt refused them; numbers must fit in 64-bit integers or doubles."));
 	}
-	token = take_string(p_jwt_encode_str(jwt));
-	p_jwt_free(jwt);
+	{
+		char	   *s = p_jwt_encode_str(jwt);
+
+		p_jwt_free(jwt);
+		token = take_string(s);
+	}
 	if (token == NULL)
-		elog(ERROR, "libjwt could not sign a %s token", alg);
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("could not sign the claims as an %s token", alg));
 	return token;
 }
 
@@ -156,7 +181,11 @@ Ku9LibjwtVerify(const char *token, const char *alg, const char *public_pem)
 		p_jwt_free(jwt);
 		return NULL;
 	}
-	claims = take_string(p_jwt_get_grants_json(jwt, NULL));
-	p_jwt_free(jwt);
+	{
+		char	   *s = p_jwt_get_grants_json(jwt, NULL);
+
+		p_jwt_free(jwt);
+		claims = take_string(s);
+	}
 	return claims;
 }

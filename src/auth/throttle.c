@@ -54,6 +54,7 @@ typedef struct Ku9ThrottleSlot
 typedef struct Ku9ThrottleState
 {
 	LWLock	   *lock;
+	uint64		seed;			/* random per server start: slots can't be predicted */
 	int			nslots;
 	Ku9ThrottleSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } Ku9ThrottleState;
@@ -90,6 +91,8 @@ Ku9ThrottleShmemInit(void)
 	{
 		throttle->lock = &(GetNamedLWLockTranche("ku9"))[KU9_LWLOCK_THROTTLE].lock;
 		throttle->nslots = ku9_auth_throttle_slots;
+		if (!pg_strong_random(&throttle->seed, sizeof(throttle->seed)))
+			throttle->seed = (uint64) GetCurrentTimestamp();
 		memset(throttle->slots, 0, sizeof(Ku9ThrottleSlot) * throttle->nslots);
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -112,7 +115,8 @@ static uint64
 key_hash(text *key)
 {
 	uint64		h = hash_bytes_extended((unsigned char *) VARDATA_ANY(key),
-										VARSIZE_ANY_EXHDR(key), MyDatabaseId);
+										VARSIZE_ANY_EXHDR(key),
+										throttle->seed ^ MyDatabaseId);
 
 	return h == 0 ? 1 : h;
 }

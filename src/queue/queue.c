@@ -38,7 +38,10 @@
  * its key before it looks, and the sender looks at the slots only after its
  * commit is visible, a wake-up cannot be lost.  The same send also issues
  * NOTIFY on the channel ku9_queue_<name> (payload: the queue name), which
- * PostgreSQL delivers at commit, for clients that LISTEN.
+ * PostgreSQL delivers at commit, for clients that LISTEN.  A transaction
+ * that read messages and aborts wakes waiters too (the messages are back),
+ * and a waiter sleeps no longer than until the next delayed or in-flight
+ * message is due.  A send committed by COMMIT PREPARED wakes no one.
  *
  * Copyright (c) 2026, ku9 contributors
  *
@@ -49,6 +52,7 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
 #include <math.h>
 
 #include "access/htup_details.h"
@@ -108,6 +112,7 @@ typedef enum QueuePlan
 	PLAN_FAIL_RETRY,
 	PLAN_FAIL_DEAD,
 	PLAN_SET_VT,
+	PLAN_NEXT_DUE,
 	PLAN_COUNT
 } QueuePlan;
 
@@ -145,6 +150,7 @@ typedef struct Ku9WaitSlot
 static Ku9WaitSlot *wait_slots = NULL;
 static int	wait_nslots = 0;
 static List *pending_wakeups = NIL;	/* qids sent this transaction */
+static List *taken_wakeups = NIL;	/* qids read from this transaction */
 static bool xact_callback_registered = false;
 static bool exit_callback_registered = false;
 
@@ -226,32 +232,65 @@ clear_wait_slot(int code, Datum arg)
  * simply forgotten at the end of every transaction.
  */
 static void
-queue_xact_callback(XactEvent event, void *arg)
+wake_waiters(List *qids)
 {
 	ListCell   *lc;
 
-	if (event == XACT_EVENT_COMMIT && wait_slots != NULL)
+	foreach(lc, qids)
 	{
-		foreach(lc, pending_wakeups)
-		{
-			int32		qid = lfirst_int(lc);
-			uint64		key = wait_key(qid);
+		uint64		key = wait_key(lfirst_int(lc));
 
-			pg_memory_barrier();
-			for (int i = 0; i < wait_nslots; i++)
+		pg_memory_barrier();
+		for (int i = 0; i < wait_nslots; i++)
+		{
+			if (pg_atomic_read_u64(&wait_slots[i].key) == key)
 			{
-				if (pg_atomic_read_u64(&wait_slots[i].key) == key)
-				{
-					pg_atomic_write_u32(&wait_slots[i].woken, 1);
-					SetLatch(&ProcGlobal->allProcs[i].procLatch);
-				}
+				pg_atomic_write_u32(&wait_slots[i].woken, 1);
+				SetLatch(&ProcGlobal->allProcs[i].procLatch);
 			}
 		}
+	}
+}
+
+static void
+queue_xact_callback(XactEvent event, void *arg)
+{
+	if (wait_slots != NULL)
+	{
+		/* a commit makes sent messages visible; an abort gives taken ones back */
+		if (event == XACT_EVENT_COMMIT)
+			wake_waiters(pending_wakeups);
+		else if (event == XACT_EVENT_ABORT)
+			wake_waiters(taken_wakeups);
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
+	{
 		pending_wakeups = NIL;
+		taken_wakeups = NIL;
+	}
+}
+
+/*
+ * remember_qid adds a queue to one of the transaction's wake-up lists (in
+ * TopTransactionContext), registering the callback on first use.
+ */
+static void
+remember_qid(List **list, int32 qid)
+{
+	MemoryContext oldcxt;
+
+	if (wait_slots == NULL || list_member_int(*list, qid))
+		return;
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(queue_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	*list = lappend_int(*list, qid);
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /*
@@ -261,22 +300,11 @@ queue_xact_callback(XactEvent event, void *arg)
 static void
 note_send(Ku9Queue *q)
 {
-	MemoryContext oldcxt;
 	char		channel[NAMEDATALEN];
 
 	snprintf(channel, sizeof(channel), "ku9_queue_%s", q->name);
 	Async_Notify(channel, q->name);
-
-	if (wait_slots == NULL || list_member_int(pending_wakeups, q->qid))
-		return;
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(queue_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-	pending_wakeups = lappend_int(pending_wakeups, q->qid);
-	MemoryContextSwitchTo(oldcxt);
+	remember_qid(&pending_wakeups, q->qid);
 }
 
 /* ------------------------------------------------------------------------
@@ -398,10 +426,8 @@ restrict_search_path(void)
 }
 
 static Oid
-registry_owner(void)
+relation_owner(Oid relid)
 {
-	Oid			nsp = get_namespace_oid("ku9", false);
-	Oid			relid = get_relname_relid("queues", nsp);
 	HeapTuple	tup;
 	Oid			owner;
 
@@ -411,6 +437,12 @@ registry_owner(void)
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	return owner;
+}
+
+static Oid
+registry_owner(void)
+{
+	return Ku9RelationOwner("ku9", "queues");
 }
 
 /* ------------------------------------------------------------------------
@@ -537,8 +569,12 @@ create_option(const char *key, JsonbValue *v, void *state)
 		if (!Ku9TryCall(interval_in, CStringGetDatum(o->retention),
 						ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1), &interval, &message))
 			option_error(f, key, psprintf("expected an interval such as '7 days' (%s)", message));
-		if (DatumGetBool(DirectFunctionCall2(interval_lt, interval, IntervalPGetDatum(&zero))))
-			option_error(f, key, "expected an interval of zero or more");
+		if (DatumGetBool(DirectFunctionCall2(interval_lt, interval, IntervalPGetDatum(&zero))) ||
+			DatumGetBool(DirectFunctionCall2(interval_gt, interval,
+											 DirectFunctionCall3(interval_in, CStringGetDatum("100 years"),
+																 ObjectIdGetDatum(InvalidOid),
+																 Int32GetDatum(-1)))))
+			option_error(f, key, "expected an interval from zero to 100 years");
 	}
 	else if (strcmp(key, "max_payload") == 0)
 		o->max_payload = option_int(f, key, v, 1, 256 * 1024 * 1024);
@@ -634,6 +670,7 @@ static const struct
 	[PLAN_FAIL_RETRY] = {3, {INT8OID, TIMESTAMPTZOID, TEXTOID}},
 	[PLAN_FAIL_DEAD] = {3, {INT8OID, TIMESTAMPTZOID, TEXTOID}},
 	[PLAN_SET_VT] = {2, {INT8OID, TIMESTAMPTZOID}},
+	[PLAN_NEXT_DUE] = {1, {TIMESTAMPTZOID}},
 };
 
 /*
@@ -728,6 +765,9 @@ plan_sql(QueuePlan plan, Ku9Queue *q)
 		case PLAN_SET_VT:
 			/* $1 id, $2 new vt */
 			return psprintf("UPDATE %s SET vt = $2 WHERE msg_id " OP("=") " $1 RETURNING vt", qt);
+		case PLAN_NEXT_DUE:
+			/* $1 now: when the next hidden message becomes visible */
+			return psprintf("SELECT pg_catalog.min(vt) FROM %s WHERE vt " OP(">") " $1", qt);
 		case PLAN_COUNT:
 			break;
 	}
@@ -829,6 +869,7 @@ open_queue(const char *name, AclMode mode, QueueCall *call)
 	Ku9Queue   *q;
 	bool		found;
 	char		key[NAMEDATALEN];
+	Oid			owner;
 
 	if (queue_cache == NULL)
 	{
@@ -843,15 +884,10 @@ open_queue(const char *name, AclMode mode, QueueCall *call)
 	}
 	memset(key, 0, sizeof(key));
 	strlcpy(key, name, sizeof(key));
-	q = hash_search(queue_cache, key, HASH_ENTER, &found);
-	if (!found)
-	{
-		q->relid = InvalidOid;
-		memset(q->plans, 0, sizeof(q->plans));
-	}
+	q = hash_search(queue_cache, key, HASH_FIND, NULL);
 
 	/* the caller may not even see the schema ku9_queue: look as the owner */
-	become_owner(OidIsValid(q->relid) ? q->owner : registry_owner(), call);
+	become_owner(q != NULL ? q->owner : registry_owner(), call);
 
 	rv = makeRangeVar("ku9_queue", psprintf("q_%s", name), -1);
 	relid = RangeVarGetRelidExtended(rv, RowExclusiveLock, RVR_MISSING_OK, NULL, NULL);
@@ -860,21 +896,29 @@ open_queue(const char *name, AclMode mode, QueueCall *call)
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("queue \"%s\" does not exist", name));
 
+	/* only queues that exist get an entry */
+	if (q == NULL)
+	{
+		q = hash_search(queue_cache, key, HASH_ENTER, &found);
+		q->relid = InvalidOid;
+		q->owner = InvalidOid;
+		memset(q->plans, 0, sizeof(q->plans));
+	}
 	if (q->relid != relid)
 	{
-		HeapTuple	tup;
-
 		forget_plans(q);
 		q->relid = InvalidOid;
 		load_options(q);
-		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for relation %u", relid);
-		q->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-		ReleaseSysCache(tup);
 		q->relid = relid;
+	}
+
+	/* the tables may have changed hands (ALTER TABLE ... OWNER) */
+	owner = relation_owner(relid);
+	if (owner != q->owner)
+	{
+		q->owner = owner;
 		restore_user(call);
-		become_owner(q->owner, call);
+		become_owner(owner, call);
 	}
 
 	if (mode != 0)
@@ -1375,6 +1419,7 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 	}
 	if (count == 0)
 	{
+		restore_user(&call);
 		SPI_finish();
 		PG_RETURN_VOID();
 	}
@@ -1477,6 +1522,8 @@ dequeue(Ku9Queue *q, int qty, int vt, ReturnSetInfo *rsinfo, bool pop)
 			total++;
 		}
 		SPI_freetuptable(SPI_tuptable);
+		if (total > 0)
+			remember_qid(&taken_wakeups, q->qid);
 		if (buried > 0)
 			Ku9MetricAdd(KU9_M_QUEUE_DEAD, q->name, buried);
 		if (buried == 0 || total >= (uint64) qty)
@@ -1489,6 +1536,28 @@ dequeue(Ku9Queue *q, int qty, int vt, ReturnSetInfo *rsinfo, bool pop)
 			Ku9MetricAdd(KU9_M_QUEUE_ACKED, q->name, total);
 	}
 	return total;
+}
+
+/*
+ * until_next_due returns the milliseconds until the queue's next hidden
+ * message (delayed, or in flight) becomes visible, at least 1; LONG_MAX
+ * when there is none.  Caller is connected to SPI as the owner.
+ */
+static long
+until_next_due(Ku9Queue *q)
+{
+	Datum		now = TimestampTzGetDatum(GetCurrentTimestamp());
+	bool		isnull;
+	Datum		due;
+	long		ms = LONG_MAX;
+
+	spi_exec(get_plan(q, PLAN_NEXT_DUE), &now, NULL, SPI_OK_SELECT);
+	due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		ms = Max(1, TimestampDifferenceMilliseconds(DatumGetTimestampTz(now),
+													 DatumGetTimestampTz(due)) + 1);
+	SPI_freetuptable(SPI_tuptable);
+	return ms;
 }
 
 /*
@@ -1563,6 +1632,8 @@ ku9_read(PG_FUNCTION_ARGS)
 				remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 				if (remaining <= 0)
 					break;
+				/* delayed and in-flight messages wake no one: sleep until the next is due */
+				remaining = Min(remaining, until_next_due(q));
 				if (!waited)
 				{
 					waited = true;

@@ -35,7 +35,8 @@ CREATE TABLE ku9.queues (
     backoff_base    double precision NOT NULL DEFAULT 1 CHECK (backoff_base > 0),
     backoff_max     double precision NOT NULL DEFAULT 3600 CHECK (backoff_max >= backoff_base),
     archive         boolean NOT NULL DEFAULT false,
-    retention       interval NOT NULL DEFAULT '7 days',
+    retention       interval NOT NULL DEFAULT '7 days'
+                    CHECK (retention BETWEEN '0' AND '100 years'),
     max_payload     integer NOT NULL DEFAULT 1048576 CHECK (max_payload > 0),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT queues_name_check CHECK (name ~ '^[a-z][a-z0-9_]{0,47}$')
