@@ -74,7 +74,8 @@ session_active(Datum session_id)
 				 SPI_result_code_string(SPI_result));
 		session_plan = plan;
 	}
-	ret = SPI_execute_plan(session_plan, &session_id, NULL, true, 1);
+	/* not read-only: see sessions made earlier in this statement, too */
+	ret = SPI_execute_plan(session_plan, &session_id, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	active = SPI_processed == 1;
