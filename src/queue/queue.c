@@ -383,16 +383,16 @@ require_service(const char *action)
  * (ACL_INSERT) or read from (ACL_UPDATE) the queue.
  */
 static void
-require_queue_privilege(Ku9Queue *q, Oid userid, AclMode mode)
+require_queue_privilege(const char *name, Oid relid, Oid userid, AclMode mode)
 {
-	if (pg_class_aclcheck(q->relid, userid, mode) == ACLCHECK_OK)
+	if (pg_class_aclcheck(relid, userid, mode) == ACLCHECK_OK)
 		return;
 	ereport(ERROR,
 			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			errmsg("permission denied to %s queue \"%s\"",
-				   mode == ACL_INSERT ? "send to" : "read from", q->name),
+				   mode == ACL_INSERT ? "send to" : "read from", name),
 			errhint("A member of ku9_service can grant it with ku9.grant_queue('%s', <role>, '%s').",
-					q->name, mode == ACL_INSERT ? "send" : "read"));
+					name, mode == ACL_INSERT ? "send" : "read"));
 }
 
 static void
@@ -851,13 +851,35 @@ load_options(Ku9Queue *q)
 	q->max_payload = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
 }
 
+typedef struct QueueCheck
+{
+	Oid			userid;
+	AclMode		mode;
+	const char *name;
+} QueueCheck;
+
+/*
+ * check_before_lock is open_queue's RangeVarGetRelidExtended callback: it
+ * checks the caller's privilege on the queue before its table is locked, so
+ * that a caller without one cannot even queue for the lock.
+ */
+static void
+check_before_lock(const RangeVar *relation, Oid relid, Oid oldrelid, void *arg)
+{
+	QueueCheck *check = arg;
+
+	if (OidIsValid(relid) && check->mode != 0)
+		require_queue_privilege(check->name, relid, check->userid, check->mode);
+}
+
 /*
  * open_queue finds a queue by name and returns its cache entry, (re)loaded
  * when the queue is new to this backend or was re-created.  It switches to
  * the queue tables' owner (recording the caller in *call; the caller
  * restores it with restore_user), locks the message table in
- * RowExclusiveLock, and, when mode is not 0, checks that the caller holds
- * that privilege on the queue (ACL_INSERT to send, ACL_UPDATE to read).
+ * RowExclusiveLock, and, when mode is not 0, checks (before the lock) that
+ * the caller holds that privilege on the queue (ACL_INSERT to send,
+ * ACL_UPDATE to read).
  * Errors 42704 when the queue does not exist and 42501 without the
  * privilege.  Caller is connected to SPI.
  */
@@ -870,6 +892,7 @@ open_queue(const char *name, AclMode mode, QueueCall *call)
 	bool		found;
 	char		key[NAMEDATALEN];
 	Oid			owner;
+	QueueCheck	check;
 
 	if (queue_cache == NULL)
 	{
@@ -890,7 +913,11 @@ open_queue(const char *name, AclMode mode, QueueCall *call)
 	become_owner(q != NULL ? q->owner : registry_owner(), call);
 
 	rv = makeRangeVar("ku9_queue", psprintf("q_%s", name), -1);
-	relid = RangeVarGetRelidExtended(rv, RowExclusiveLock, RVR_MISSING_OK, NULL, NULL);
+	check.userid = call->save_userid;
+	check.mode = mode;
+	check.name = name;
+	relid = RangeVarGetRelidExtended(rv, RowExclusiveLock, RVR_MISSING_OK,
+									 check_before_lock, &check);
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -921,8 +948,6 @@ open_queue(const char *name, AclMode mode, QueueCall *call)
 		become_owner(owner, call);
 	}
 
-	if (mode != 0)
-		require_queue_privilege(q, call->save_userid, mode);
 	return q;
 }
 
