@@ -248,13 +248,18 @@ SELECT pg_temp.try_auth(:'g1_access') AS g1_access, pg_temp.try_refresh(:'g1_ref
        pg_temp.try_refresh(:'g2_refresh') AS g2_refresh;
 SELECT count(*) FILTER (WHERE revoked_at IS NULL) = :ada_live AS ada_untouched FROM ku9.sessions WHERE user_id = :'ada';
 
--- claims without a session_id (a token minted with ku9.jwt_sign): 'global'
--- works, 'session' and 'others' have no session to go by
+-- claims without a session_id (a token minted with ku9.jwt_sign), or
+-- naming a session that is not the user's: no scope ends anything, so made-up
+-- claims cannot sign a user out
 SELECT r ->> 'refresh_token' AS h_refresh FROM ku9.sign_in('bob@example.com', 'correct horse battery') AS r \gset
 SELECT set_config('request.jwt.claims', jsonb_build_object('sub', :'bob', 'role', 'ku9_user')::text, false) IS NOT NULL AS claims_set;
 SELECT pg_temp.sqlerr($$SELECT ku9.sign_out('session')$$);
 SELECT pg_temp.sqlerr($$SELECT ku9.sign_out('others')$$);
-SELECT ku9.sign_out('global') AS revoked;
+SELECT pg_temp.sqlerr($$SELECT ku9.sign_out('global')$$);
+SELECT set_config('request.jwt.claims', jsonb_build_object('sub', :'bob', 'role', 'ku9_user',
+                  'session_id', (SELECT id FROM ku9.sessions WHERE user_id = :'ada' AND revoked_at IS NULL LIMIT 1))::text,
+                  false) IS NOT NULL AS claims_set;
+SELECT pg_temp.sqlerr($$SELECT ku9.sign_out('global')$$) AS another_users_session;
 RESET request.jwt.claims;
 SELECT pg_temp.try_refresh(:'h_refresh') AS h_refresh;
 -- a sign-out that rolls back revokes nothing

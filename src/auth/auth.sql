@@ -415,12 +415,13 @@ BEGIN
         RAISE EXCEPTION 'invalid sign-out scope "%"', scope USING ERRCODE = '22023',
             HINT = 'The scopes are ''session'', ''others'' and ''global''.';
     END IF;
-    IF scope <> 'global' AND sid IS NULL THEN
+    IF sid IS NULL THEN
         RAISE EXCEPTION 'the token has no session' USING ERRCODE = '28000';
     END IF;
-    -- a token of a session that has ended may not end others
-    IF sid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ku9.sessions
-                                       WHERE id = sid AND revoked_at IS NULL AND expires_at > now()) THEN
+    -- the claims must name a live session of their user: a token of a
+    -- session that has ended (or claims made up without one) ends nothing
+    IF NOT EXISTS (SELECT 1 FROM ku9.sessions
+                   WHERE id = sid AND user_id = uid AND revoked_at IS NULL AND expires_at > now()) THEN
         RAISE EXCEPTION 'session has ended' USING ERRCODE = '28000';
     END IF;
     UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'sign out (' || scope || ')'
