@@ -54,10 +54,10 @@ COMMENT ON FUNCTION ku9._gen_salt(integer) IS 'pgcrypto gen_salt(''bf''), for ku
 COMMENT ON FUNCTION ku9._random_token() IS '32 random bytes as base64url, for ku9''s own use';
 COMMENT ON FUNCTION ku9._hmac(text, text) IS 'pgcrypto hmac(sha256), for ku9''s own use';
 
-CREATE FUNCTION ku9._throttle_check(keys text[]) RETURNS void
+CREATE FUNCTION ku9._throttle_check(keys text[], what text DEFAULT 'failed sign-in attempts') RETURNS void
     AS 'MODULE_PATHNAME', 'ku9_throttle_check'
     LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION ku9._throttle_check(text[]) IS 'raise PT429 while a key is locked, for ku9''s own use';
+COMMENT ON FUNCTION ku9._throttle_check(text[], text) IS 'raise PT429 while a key is locked, for ku9''s own use';
 CREATE FUNCTION ku9._throttle_failure(key text, max_failures integer, window_s integer, lockout_s integer) RETURNS integer
     AS 'MODULE_PATHNAME', 'ku9_throttle_failure'
     LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
@@ -81,7 +81,10 @@ CREATE TABLE ku9.users (
     last_sign_in_at     timestamptz,
     CONSTRAINT users_email_check CHECK (pg_catalog.length(email) OPERATOR(pg_catalog.<=) 254),
     CONSTRAINT users_metadata_check CHECK (pg_catalog.jsonb_typeof(user_metadata) OPERATOR(pg_catalog.=) 'object'
-                                           AND pg_catalog.jsonb_typeof(app_metadata) OPERATOR(pg_catalog.=) 'object')
+                                           AND pg_catalog.jsonb_typeof(app_metadata) OPERATOR(pg_catalog.=) 'object'),
+    -- metadata rides in every token: keep it small
+    CONSTRAINT users_metadata_size CHECK (pg_catalog.pg_column_size(user_metadata) OPERATOR(pg_catalog.<=) 16384
+                                          AND pg_catalog.pg_column_size(app_metadata) OPERATOR(pg_catalog.<=) 16384)
 );
 CREATE UNIQUE INDEX users_email_key ON ku9.users (pg_catalog.lower(email));
 COMMENT ON TABLE ku9.users IS 'ku9 users; a user sees and updates only their own row';
@@ -256,6 +259,10 @@ BEGIN
     IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
         RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
     END IF;
+    IF pg_column_size(metadata) > 16384 THEN
+        RAISE EXCEPTION 'metadata is too large' USING ERRCODE = '54000',
+            DETAIL = 'User metadata has at most 16384 bytes; it is copied into every token.';
+    END IF;
     INSERT INTO ku9.users (email, encrypted_password, user_metadata, email_confirmed_at)
     VALUES (email, ku9._crypt(password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int)),
             metadata,
@@ -281,7 +288,7 @@ AS $$
 DECLARE
     u ku9.users;
     addr text := ku9._client_address();
-    email_key text := 'email:' || lower(btrim(coalesce(email, ''), E' \t\r\n'));
+    email_key text := 'email:' || lower(btrim(coalesce(left(email, 300), ''), E' \t\r\n'));
     addr_key text := 'addr:' || addr;
     ok boolean;
     sid uuid;
@@ -289,7 +296,7 @@ DECLARE
 BEGIN
     PERFORM ku9._throttle_check(ARRAY[email_key, addr_key]);
 
-    SELECT * INTO u FROM ku9.users WHERE lower(users.email) = lower(btrim(sign_in.email, E' \t\r\n'));
+    SELECT * INTO u FROM ku9.users WHERE lower(users.email) = lower(btrim(left(sign_in.email, 300), E' \t\r\n'));
     -- without a user, hash anyway, so that the time tells nothing
     ok := ku9._password_matches(password,
               coalesce(u.encrypted_password,
@@ -450,11 +457,10 @@ COMMENT ON FUNCTION ku9.authenticate(text) IS
  */
 
 SELECT ku9.create_queue('ku9_mail', '{"max_attempts": 10, "backoff_base": 5}');
--- the mail queue belongs to the extension: dump its messages, not its registry row
+-- the mail queue belongs to the extension: its registry row is not dumped,
+-- and neither are its messages, which carry live one-time tokens that must
+-- not end up in backups (a restored database starts with an empty queue)
 SELECT pg_catalog.pg_extension_config_dump('ku9.queues', 'WHERE name OPERATOR(pg_catalog.<>) ''ku9_mail''');
-SELECT pg_catalog.pg_extension_config_dump('ku9_queue.q_ku9_mail', '');
-SELECT pg_catalog.pg_extension_config_dump('ku9_queue.a_ku9_mail', '');
-SELECT pg_catalog.pg_extension_config_dump('ku9_queue.d_ku9_mail', '');
 
 CREATE TABLE ku9.one_time_tokens (
     token_hash  bytea PRIMARY KEY,
@@ -528,11 +534,23 @@ DECLARE
     u ku9.users;
     sid uuid;
 BEGIN
+    BEGIN
+        sid := (ku9.claims() ->> 'session_id')::uuid;
+    EXCEPTION WHEN invalid_text_representation THEN
+        sid := NULL;
+    END;
     SELECT * INTO u FROM ku9.users WHERE id = ku9.uid() FOR UPDATE;
-    IF NOT FOUND THEN
+    -- the claims must name a live session of the user, as for sign_out
+    IF NOT FOUND OR sid IS NULL OR NOT EXISTS (
+            SELECT 1 FROM ku9.sessions
+            WHERE id = sid AND user_id = u.id AND revoked_at IS NULL AND expires_at > now()) THEN
         RAISE EXCEPTION 'not signed in' USING ERRCODE = '28000';
     END IF;
+    -- guessing the old password here is throttled like signing in
+    PERFORM ku9._throttle_check(ARRAY['email:' || lower(u.email)]);
     IF NOT ku9._password_matches(old_password, u.encrypted_password) THEN
+        PERFORM ku9._throttle_failure('email:' || lower(u.email), current_setting('ku9.auth_max_failures')::int,
+                                      ku9._seconds('ku9.auth_failure_window'), ku9._seconds('ku9.auth_lockout'));
         RAISE EXCEPTION 'invalid password' USING ERRCODE = '28P01';
     END IF;
     PERFORM ku9._check_password(new_password);
@@ -541,17 +559,38 @@ BEGIN
         updated_at = now()
     WHERE id = u.id;
     -- other sessions may belong to whoever knew the old password
-    BEGIN
-        sid := (ku9.claims() ->> 'session_id')::uuid;
-    EXCEPTION WHEN invalid_text_representation THEN
-        sid := NULL;
-    END;
     UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'password changed'
     WHERE user_id = u.id AND revoked_at IS NULL AND id IS DISTINCT FROM sid;
 END
 $$;
 COMMENT ON FUNCTION ku9.change_password(text, text) IS
     'change the signed-in user''s password (the old one is needed); ends their other sessions';
+
+/*
+ * _mail_request_allowed counts a reset or confirmation request for an email
+ * (whether or not it has an account) and its client address, and raises
+ * PT429 once either made ku9.auth_max_failures requests in
+ * ku9.auth_failure_window, so that nobody can flood a mailbox or keep
+ * replacing someone's pending token.
+ */
+CREATE FUNCTION ku9._mail_request_allowed(email text) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    email_key text := 'mail:' || lower(left(coalesce(email, ''), 254));
+    addr text := ku9._client_address();
+BEGIN
+    PERFORM ku9._throttle_check(ARRAY[email_key, 'mailaddr:' || addr], 'requests for mail');
+    PERFORM ku9._throttle_failure(email_key, current_setting('ku9.auth_max_failures')::int,
+                                  ku9._seconds('ku9.auth_failure_window'), ku9._seconds('ku9.auth_lockout'));
+    IF addr IS NOT NULL THEN
+        PERFORM ku9._throttle_failure('mailaddr:' || addr, current_setting('ku9.auth_address_max_failures')::int,
+                                      ku9._seconds('ku9.auth_failure_window'), ku9._seconds('ku9.auth_lockout'));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9._mail_request_allowed(text) IS 'rate-limit reset and confirmation mails, for ku9''s own use';
 
 CREATE FUNCTION ku9.request_password_reset(email text) RETURNS void
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -560,8 +599,9 @@ AS $$
 DECLARE
     u ku9.users;
 BEGIN
+    PERFORM ku9._mail_request_allowed(request_password_reset.email);
     SELECT * INTO u FROM ku9.users
-    WHERE lower(users.email) = lower(btrim(coalesce(request_password_reset.email, ''), E' \t\r\n'));
+    WHERE lower(users.email) = lower(btrim(coalesce(left(request_password_reset.email, 300), ''), E' \t\r\n'));
     -- the same answer whether or not the email has an account
     IF FOUND THEN
         PERFORM ku9._mail_token(u, 'password_reset');
@@ -600,8 +640,9 @@ AS $$
 DECLARE
     u ku9.users;
 BEGIN
+    PERFORM ku9._mail_request_allowed(request_email_confirmation.email);
     SELECT * INTO u FROM ku9.users
-    WHERE lower(users.email) = lower(btrim(coalesce(request_email_confirmation.email, ''), E' \t\r\n'))
+    WHERE lower(users.email) = lower(btrim(coalesce(left(request_email_confirmation.email, 300), ''), E' \t\r\n'))
       AND email_confirmed_at IS NULL;
     IF FOUND THEN
         PERFORM ku9._mail_token(u, 'email_confirmation');
@@ -638,10 +679,13 @@ CREATE FUNCTION ku9._check_role(role text) RETURNS void
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role)
+    IF role IS NULL OR role = 'ku9_authenticator'
+       OR NOT EXISTS (SELECT 1 FROM pg_roles
+                      WHERE rolname = role AND NOT rolcanlogin AND NOT rolsuper
+                        AND NOT rolbypassrls AND NOT rolcreaterole)
        OR NOT pg_has_role('ku9_authenticator', role, 'MEMBER') THEN
         RAISE EXCEPTION 'invalid user role "%"', role USING ERRCODE = '22023',
-            HINT = 'A user role must be a role granted to ku9_authenticator, such as ku9_user.';
+            HINT = 'A user role is a NOLOGIN role without superuser, BYPASSRLS or CREATEROLE that is granted to ku9_authenticator, such as ku9_user.';
     END IF;
 END
 $$;
@@ -772,12 +816,13 @@ COMMENT ON FUNCTION ku9.admin_list_users(integer, integer) IS
 
 REVOKE ALL ON FUNCTION
     ku9._crypt(text, text), ku9._gen_salt(integer), ku9._random_token(), ku9._hmac(text, text),
-    ku9._throttle_check(text[]), ku9._throttle_failure(text, integer, integer, integer),
+    ku9._throttle_check(text[], text), ku9._throttle_failure(text, integer, integer, integer),
     ku9._throttle_reset(text), ku9._seconds(text), ku9._check_password(text), ku9._password_matches(text, text),
     ku9._session_response(ku9.users, uuid, text), ku9._client_address(),
     ku9.sign_up(text, text, jsonb), ku9.sign_in(text, text), ku9.refresh_session(text),
     ku9.sign_out(text), ku9.authenticate(text),
     ku9._mail_token(ku9.users, text), ku9._use_token(text, text), ku9._check_role(text),
+    ku9._mail_request_allowed(text),
     ku9.change_password(text, text), ku9.request_password_reset(text), ku9.reset_password(text, text),
     ku9.request_email_confirmation(text), ku9.confirm_email(text),
     ku9.admin_create_user(text, text, text, text, boolean, jsonb, jsonb), ku9.admin_set_role(uuid, text),

@@ -174,13 +174,14 @@ find_slot(uint64 key, bool create)
 }
 
 /*
- * ku9_throttle_check raises PT429 (HTTP 429 under PostgREST) when one of
- * the keys is in its cooldown.
+ * ku9_throttle_check raises PT429 (HTTP 429 under PostgREST), "too many
+ * <what>", when one of the keys is in its cooldown.
  */
 Datum
 ku9_throttle_check(PG_FUNCTION_ARGS)
 {
 	ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(0);
+	char	   *what = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
@@ -207,7 +208,7 @@ ku9_throttle_check(PG_FUNCTION_ARGS)
 	if (until > now)
 		ereport(ERROR,
 				errcode(MAKE_SQLSTATE('P', 'T', '4', '2', '9')),
-				errmsg("too many failed sign-in attempts"),
+				errmsg("too many %s", what),
 				errdetail("Try again in %ld seconds.",
 						  (long) ((until - now + USECS_PER_SEC - 1) / USECS_PER_SEC)));
 	PG_RETURN_VOID();
