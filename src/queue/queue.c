@@ -1297,18 +1297,28 @@ check_payload(Ku9Queue *q, Jsonb *payload)
 }
 
 /*
- * send_times computes the vt and enqueued_at of new messages; returns true
- * when they are visible at once.
+ * send_params fills the first five parameters of the send statements
+ * (priority, vt, enqueued_at, headers, payload or payloads) and returns
+ * true when the messages are visible at once.
  */
 static bool
-send_times(SendOptions *o, TimestampTz *vt, TimestampTz *now)
+send_params(SendOptions *o, Jsonb *payload, Datum *values, char *nulls)
 {
-	*now = GetCurrentTimestamp();
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz vt;
+
 	if (o->has_at)
-		*vt = Max(o->at, *now);
+		vt = Max(o->at, now);
 	else
-		*vt = *now + (int64) (o->delay_s * USECS_PER_SEC);
-	return *vt <= *now;
+		vt = now + (int64) (o->delay_s * USECS_PER_SEC);
+
+	values[0] = Int32GetDatum(o->priority);
+	values[1] = TimestampTzGetDatum(vt);
+	values[2] = TimestampTzGetDatum(now);
+	values[3] = o->headers ? JsonbPGetDatum(o->headers) : (Datum) 0;
+	nulls[3] = o->headers ? ' ' : 'n';
+	values[4] = JsonbPGetDatum(payload);
+	return vt <= now;
 }
 
 /*
@@ -1323,8 +1333,6 @@ ku9_send(PG_FUNCTION_ARGS)
 	SendOptions o = {0};
 	Ku9Queue   *q;
 	QueueCall	call;
-	TimestampTz vt,
-				now;
 	bool		visible;
 	Datum		values[6];
 	char		nulls[6] = "      ";
@@ -1339,14 +1347,7 @@ ku9_send(PG_FUNCTION_ARGS)
 	spi_connect();
 	q = open_queue(name, ACL_INSERT, &call);
 	check_payload(q, payload);
-	visible = send_times(&o, &vt, &now);
-
-	values[0] = Int32GetDatum(o.priority);
-	values[1] = TimestampTzGetDatum(vt);
-	values[2] = TimestampTzGetDatum(now);
-	values[3] = o.headers ? JsonbPGetDatum(o.headers) : (Datum) 0;
-	nulls[3] = o.headers ? ' ' : 'n';
-	values[4] = JsonbPGetDatum(payload);
+	visible = send_params(&o, payload, values, nulls);
 
 	if (o.dedup_key == NULL)
 	{
@@ -1404,8 +1405,6 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 	SendOptions o = {0};
 	Ku9Queue   *q;
 	QueueCall	call;
-	TimestampTz vt,
-				now;
 	bool		visible;
 	Datum		values[5];
 	char		nulls[5] = "     ";
@@ -1448,14 +1447,7 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 		SPI_finish();
 		PG_RETURN_VOID();
 	}
-	visible = send_times(&o, &vt, &now);
-
-	values[0] = Int32GetDatum(o.priority);
-	values[1] = TimestampTzGetDatum(vt);
-	values[2] = TimestampTzGetDatum(now);
-	values[3] = o.headers ? JsonbPGetDatum(o.headers) : (Datum) 0;
-	nulls[3] = o.headers ? ' ' : 'n';
-	values[4] = JsonbPGetDatum(payloads);
+	visible = send_params(&o, payloads, values, nulls);
 	spi_exec(get_plan(q, PLAN_SEND_BATCH), values, nulls, SPI_OK_INSERT_RETURNING);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
