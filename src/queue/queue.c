@@ -131,13 +131,6 @@ typedef struct Ku9Queue
 	SPIPlanPtr	plans[PLAN_COUNT];
 } Ku9Queue;
 
-/* run-as-owner state of one call */
-typedef struct QueueCall
-{
-	Oid			save_userid;
-	int			save_sec;
-} QueueCall;
-
 static HTAB *queue_cache = NULL;
 
 /* wake-ups: one slot per PGPROC */
@@ -393,20 +386,6 @@ require_queue_privilege(const char *name, Oid relid, Oid userid, AclMode mode)
 				   mode == ACL_INSERT ? "send to" : "read from", name),
 			errhint("A member of ku9_service can grant it with ku9.grant_queue('%s', <role>, '%s').",
 					name, mode == ACL_INSERT ? "send" : "read"));
-}
-
-static void
-become_owner(Oid owner, QueueCall *call)
-{
-	GetUserIdAndSecContext(&call->save_userid, &call->save_sec);
-	SetUserIdAndSecContext(owner, call->save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-}
-
-static void
-restore_user(QueueCall *call)
-{
-	SetUserIdAndSecContext(call->save_userid, call->save_sec);
 }
 
 /*
@@ -876,7 +855,7 @@ check_before_lock(const RangeVar *relation, Oid relid, Oid oldrelid, void *arg)
  * open_queue finds a queue by name and returns its cache entry, (re)loaded
  * when the queue is new to this backend or was re-created.  It switches to
  * the queue tables' owner (recording the caller in *call; the caller
- * restores it with restore_user), locks the message table in
+ * restores it with Ku9RestoreUser), locks the message table in
  * RowExclusiveLock, and, when mode is not 0, checks (before the lock) that
  * the caller holds that privilege on the queue (ACL_INSERT to send,
  * ACL_UPDATE to read).
@@ -884,7 +863,7 @@ check_before_lock(const RangeVar *relation, Oid relid, Oid oldrelid, void *arg)
  * privilege.  Caller is connected to SPI.
  */
 static Ku9Queue *
-open_queue(const char *name, AclMode mode, QueueCall *call)
+open_queue(const char *name, AclMode mode, Ku9SavedUser *call)
 {
 	RangeVar   *rv;
 	Oid			relid;
@@ -910,10 +889,10 @@ open_queue(const char *name, AclMode mode, QueueCall *call)
 	q = hash_search(queue_cache, key, HASH_FIND, NULL);
 
 	/* the caller may not even see the schema ku9_queue: look as the owner */
-	become_owner(q != NULL ? q->owner : registry_owner(), call);
+	Ku9BecomeUser(q != NULL ? q->owner : registry_owner(), call);
 
 	rv = makeRangeVar("ku9_queue", psprintf("q_%s", name), -1);
-	check.userid = call->save_userid;
+	check.userid = call->userid;
 	check.mode = mode;
 	check.name = name;
 	relid = RangeVarGetRelidExtended(rv, RowExclusiveLock, RVR_MISSING_OK,
@@ -944,8 +923,8 @@ open_queue(const char *name, AclMode mode, QueueCall *call)
 	if (owner != q->owner)
 	{
 		q->owner = owner;
-		restore_user(call);
-		become_owner(owner, call);
+		Ku9RestoreUser(call);
+		Ku9BecomeUser(owner, call);
 	}
 
 	return q;
@@ -990,7 +969,7 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 	char	   *name = arg_queue_name(fcinfo, 0);
 	Jsonb	   *options = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	CreateOptions o = {30, 5, 1.0, 3600.0, false, "7 days", 1048576};
-	QueueCall	call;
+	Ku9SavedUser call;
 	int			guc_level;
 	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, BOOLOID, TEXTOID, INT4OID};
 	Datum		values[8];
@@ -1009,7 +988,7 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 					   o.backoff_max, o.backoff_base));
 
 	spi_connect();
-	become_owner(registry_owner(), &call);
+	Ku9BecomeUser(registry_owner(), &call);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(o.vt);
@@ -1080,7 +1059,7 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 	spi_run(psprintf("GRANT SELECT, INSERT, UPDATE ON %s TO ku9_service", qt));
 	spi_run(psprintf("GRANT SELECT ON %s, %s TO ku9_service", at, dt));
 
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 	PG_RETURN_VOID();
@@ -1093,7 +1072,7 @@ Datum
 ku9_drop_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = arg_queue_name(fcinfo, 0);
-	QueueCall	call;
+	Ku9SavedUser call;
 	int			guc_level;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -1103,7 +1082,7 @@ ku9_drop_queue(PG_FUNCTION_ARGS)
 	require_service("drop a queue");
 	guc_level = restrict_search_path();
 	spi_connect();
-	become_owner(registry_owner(), &call);
+	Ku9BecomeUser(registry_owner(), &call);
 
 	/* queues the extension made (ku9_mail) go only with the extension */
 	{
@@ -1127,7 +1106,7 @@ ku9_drop_queue(PG_FUNCTION_ARGS)
 		spi_run(psprintf("DROP TABLE IF EXISTS %s, %s, %s",
 						 table_name("q", name), table_name("a", name), table_name("d", name)));
 
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 	PG_RETURN_BOOL(existed);
@@ -1140,7 +1119,7 @@ Datum
 ku9_purge_queue(PG_FUNCTION_ARGS)
 {
 	char	   *name = arg_queue_name(fcinfo, 0);
-	QueueCall	call;
+	Ku9SavedUser call;
 	int			guc_level;
 	uint64		n;
 
@@ -1150,7 +1129,7 @@ ku9_purge_queue(PG_FUNCTION_ARGS)
 	(void) open_queue(name, 0, &call);
 	spi_run(psprintf("DELETE FROM %s", table_name("q", name)));
 	n = SPI_processed;
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 	PG_RETURN_INT64((int64) n);
@@ -1164,7 +1143,7 @@ Datum
 ku9_prune_archive(PG_FUNCTION_ARGS)
 {
 	char	   *name = PG_ARGISNULL(0) ? NULL : arg_queue_name(fcinfo, 0);
-	QueueCall	call;
+	Ku9SavedUser call;
 	int			guc_level;
 	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
 	Datum		values[2];
@@ -1177,7 +1156,7 @@ ku9_prune_archive(PG_FUNCTION_ARGS)
 	require_service("prune queue archives");
 	guc_level = restrict_search_path();
 	spi_connect();
-	become_owner(registry_owner(), &call);
+	Ku9BecomeUser(registry_owner(), &call);
 
 	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
 	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
@@ -1209,7 +1188,7 @@ ku9_prune_archive(PG_FUNCTION_ARGS)
 		total += SPI_processed;
 	}
 
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 	PG_RETURN_INT64(total);
@@ -1222,7 +1201,7 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 	Oid			role;
 	char	   *privilege;
 	const char *acl;
-	QueueCall	call;
+	Ku9SavedUser call;
 	int			guc_level;
 
 	require_not_null(fcinfo, 1, "role");
@@ -1246,7 +1225,7 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 	spi_run(psprintf(grant ? "GRANT %s ON %s TO %s" : "REVOKE %s ON %s FROM %s",
 					 acl, table_name("q", name),
 					 quote_identifier(GetUserNameFromId(role, false))));
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 
@@ -1332,7 +1311,7 @@ ku9_send(PG_FUNCTION_ARGS)
 	Jsonb	   *payload;
 	SendOptions o = {0};
 	Ku9Queue   *q;
-	QueueCall	call;
+	Ku9SavedUser call;
 	bool		visible;
 	Datum		values[6];
 	char		nulls[6] = "      ";
@@ -1380,7 +1359,7 @@ ku9_send(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 
 	if (stored)
@@ -1404,7 +1383,7 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 	Jsonb	   *payloads;
 	SendOptions o = {0};
 	Ku9Queue   *q;
-	QueueCall	call;
+	Ku9SavedUser call;
 	bool		visible;
 	Datum		values[5];
 	char		nulls[5] = "     ";
@@ -1443,7 +1422,7 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 	}
 	if (count == 0)
 	{
-		restore_user(&call);
+		Ku9RestoreUser(&call);
 		SPI_finish();
 		PG_RETURN_VOID();
 	}
@@ -1456,7 +1435,7 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
 	}
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 
 	Ku9MetricAdd(KU9_M_QUEUE_SENT, q->name, count);
@@ -1591,7 +1570,7 @@ ku9_read(PG_FUNCTION_ARGS)
 	int			wait_ms;
 	int			vt;
 	Ku9Queue   *q;
-	QueueCall	call;
+	Ku9SavedUser call;
 	TimestampTz deadline;
 	bool		waited = false;
 
@@ -1667,7 +1646,7 @@ ku9_read(PG_FUNCTION_ARGS)
 		}
 		PG_END_TRY();
 	}
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1683,13 +1662,13 @@ ku9_pop(PG_FUNCTION_ARGS)
 	char	   *name = arg_queue_name(fcinfo, 0);
 	int			qty = arg_qty(fcinfo, 1);
 	Ku9Queue   *q;
-	QueueCall	call;
+	Ku9SavedUser call;
 
 	Ku9InitMaterializedSRF(fcinfo, 0);
 	spi_connect();
 	q = open_queue(name, ACL_UPDATE, &call);
 	(void) dequeue(q, qty, 0, rsinfo, true);
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1703,7 +1682,7 @@ ku9_ack(PG_FUNCTION_ARGS)
 	char	   *name = arg_queue_name(fcinfo, 0);
 	ArrayType  *ids;
 	Ku9Queue   *q;
-	QueueCall	call;
+	Ku9SavedUser call;
 	Datum		values[3];
 	bool		isnull;
 	int64		n;
@@ -1723,7 +1702,7 @@ ku9_ack(PG_FUNCTION_ARGS)
 	values[2] = BoolGetDatum(q->archive);
 	spi_exec(get_plan(q, PLAN_ACK), values, NULL, SPI_OK_SELECT);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 
 	if (n > 0)
@@ -1738,7 +1717,7 @@ static bool
 set_vt(const char *name, int64 id, int seconds, TimestampTz *newvt)
 {
 	Ku9Queue   *q;
-	QueueCall	call;
+	Ku9SavedUser call;
 	Datum		values[2];
 	bool		found;
 
@@ -1757,7 +1736,7 @@ set_vt(const char *name, int64 id, int seconds, TimestampTz *newvt)
 	}
 	if (found && seconds == 0)
 		note_send(q);
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	return found;
 }
@@ -1827,7 +1806,7 @@ ku9_fail(PG_FUNCTION_ARGS)
 	int64		id;
 	text	   *error;
 	Ku9Queue   *q;
-	QueueCall	call;
+	Ku9SavedUser call;
 	Datum		values[3];
 	bool		isnull;
 	int			attempts;
@@ -1845,7 +1824,7 @@ ku9_fail(PG_FUNCTION_ARGS)
 	spi_exec(get_plan(q, PLAN_FAIL_LOCK), values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
-		restore_user(&call);
+		Ku9RestoreUser(&call);
 		SPI_finish();
 		PG_RETURN_NULL();
 	}
@@ -1863,7 +1842,7 @@ ku9_fail(PG_FUNCTION_ARGS)
 		spi_exec(get_plan(q, PLAN_FAIL_RETRY), values, NULL, SPI_OK_UPDATE);
 		result = "retry";
 	}
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 
 	Ku9MetricInc(KU9_M_QUEUE_FAILED, q->name);
@@ -1887,7 +1866,7 @@ ku9_queue_stats(PG_FUNCTION_ARGS)
 	char	   *name = arg_queue_name(fcinfo, 0);
 	TupleDesc	desc;
 	Ku9Queue   *q;
-	QueueCall	call;
+	Ku9SavedUser call;
 	int			guc_level;
 	Datum		values[13];
 	bool		nulls[13] = {false};
@@ -1931,7 +1910,7 @@ ku9_queue_stats(PG_FUNCTION_ARGS)
 		/* counts are by value; the interval (oldest age) is copied out */
 		values[i + 1] = (i == 6 && !nulls[i + 1]) ? SPI_datumTransfer(d, false, sizeof(Interval)) : d;
 	}
-	restore_user(&call);
+	Ku9RestoreUser(&call);
 	SPI_finish();
 	AtEOXact_GUC(true, guc_level);
 
