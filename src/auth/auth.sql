@@ -140,6 +140,49 @@ $$;
 COMMENT ON FUNCTION ku9._seconds(text) IS 'a time setting in seconds, for ku9''s own use';
 
 /*
+ * _count_failure counts a failure for key (nothing when key is NULL) with
+ * the limit in the setting limit_setting and the window and lockout of
+ * ku9.auth_failure_window and ku9.auth_lockout.
+ */
+CREATE FUNCTION ku9._count_failure(key text, limit_setting text) RETURNS void
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ku9._throttle_failure(key, current_setting(limit_setting)::integer,
+                                 ku9._seconds('ku9.auth_failure_window'), ku9._seconds('ku9.auth_lockout'))
+$$;
+COMMENT ON FUNCTION ku9._count_failure(text, text) IS 'count a throttled failure, for ku9''s own use';
+
+/*
+ * _claimed_session returns the session_id claim, or NULL when it is absent
+ * or not a uuid.
+ */
+CREATE FUNCTION ku9._claimed_session() RETURNS uuid
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (ku9.claims() ->> 'session_id')::uuid;
+EXCEPTION WHEN invalid_text_representation THEN
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ku9._claimed_session() IS 'the session_id claim as uuid, for ku9''s own use';
+
+/*
+ * _session_live tells whether sid is a session of user uid that is neither
+ * revoked nor expired.
+ */
+CREATE FUNCTION ku9._session_live(sid uuid, uid uuid) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM ku9.sessions
+                   WHERE id = sid AND user_id = uid AND revoked_at IS NULL AND expires_at > now())
+$$;
+COMMENT ON FUNCTION ku9._session_live(uuid, uuid) IS 'whether a session of a user is live, for ku9''s own use';
+
+/*
  * _check_password errors (22023) unless password meets the policy: at
  * least ku9.password_min_length characters and at most 72 bytes (bcrypt
  * ignores the rest, so longer ones are refused rather than cut).
@@ -303,14 +346,8 @@ BEGIN
                        '$2a$' || lpad(current_setting('ku9.bcrypt_cost'), 2, '0') || '$' || repeat('.', 53)))
           AND u.id IS NOT NULL;
     IF NOT ok THEN
-        PERFORM ku9._throttle_failure(email_key, current_setting('ku9.auth_max_failures')::int,
-                                      ku9._seconds('ku9.auth_failure_window'),
-                                      ku9._seconds('ku9.auth_lockout'));
-        IF addr IS NOT NULL THEN
-            PERFORM ku9._throttle_failure(addr_key, current_setting('ku9.auth_address_max_failures')::int,
-                                          ku9._seconds('ku9.auth_failure_window'),
-                                          ku9._seconds('ku9.auth_lockout'));
-        END IF;
+        PERFORM ku9._count_failure(email_key, 'ku9.auth_max_failures');
+        PERFORM ku9._count_failure(addr_key, 'ku9.auth_address_max_failures');
         RAISE EXCEPTION 'invalid email or password' USING ERRCODE = '28P01';
     END IF;
 
@@ -413,11 +450,7 @@ BEGIN
     IF uid IS NULL THEN
         RAISE EXCEPTION 'not signed in' USING ERRCODE = '28000';
     END IF;
-    BEGIN
-        sid := (ku9.claims() ->> 'session_id')::uuid;
-    EXCEPTION WHEN invalid_text_representation THEN
-        sid := NULL;
-    END;
+    sid := ku9._claimed_session();
     IF scope NOT IN ('session', 'others', 'global') OR scope IS NULL THEN
         RAISE EXCEPTION 'invalid sign-out scope "%"', scope USING ERRCODE = '22023',
             HINT = 'The scopes are ''session'', ''others'' and ''global''.';
@@ -427,8 +460,7 @@ BEGIN
     END IF;
     -- the claims must name a live session of their user: a token of a
     -- session that has ended (or claims made up without one) ends nothing
-    IF NOT EXISTS (SELECT 1 FROM ku9.sessions
-                   WHERE id = sid AND user_id = uid AND revoked_at IS NULL AND expires_at > now()) THEN
+    IF NOT ku9._session_live(sid, uid) THEN
         RAISE EXCEPTION 'session has ended' USING ERRCODE = '28000';
     END IF;
     UPDATE ku9.sessions SET revoked_at = now(), revoked_reason = 'sign out (' || scope || ')'
@@ -534,23 +566,16 @@ DECLARE
     u ku9.users;
     sid uuid;
 BEGIN
-    BEGIN
-        sid := (ku9.claims() ->> 'session_id')::uuid;
-    EXCEPTION WHEN invalid_text_representation THEN
-        sid := NULL;
-    END;
+    sid := ku9._claimed_session();
     SELECT * INTO u FROM ku9.users WHERE id = ku9.uid() FOR UPDATE;
     -- the claims must name a live session of the user, as for sign_out
-    IF NOT FOUND OR sid IS NULL OR NOT EXISTS (
-            SELECT 1 FROM ku9.sessions
-            WHERE id = sid AND user_id = u.id AND revoked_at IS NULL AND expires_at > now()) THEN
+    IF NOT FOUND OR sid IS NULL OR NOT ku9._session_live(sid, u.id) THEN
         RAISE EXCEPTION 'not signed in' USING ERRCODE = '28000';
     END IF;
     -- guessing the old password here is throttled like signing in
     PERFORM ku9._throttle_check(ARRAY['email:' || lower(u.email)]);
     IF NOT ku9._password_matches(old_password, u.encrypted_password) THEN
-        PERFORM ku9._throttle_failure('email:' || lower(u.email), current_setting('ku9.auth_max_failures')::int,
-                                      ku9._seconds('ku9.auth_failure_window'), ku9._seconds('ku9.auth_lockout'));
+        PERFORM ku9._count_failure('email:' || lower(u.email), 'ku9.auth_max_failures');
         RAISE EXCEPTION 'invalid password' USING ERRCODE = '28P01';
     END IF;
     PERFORM ku9._check_password(new_password);
@@ -582,12 +607,8 @@ DECLARE
     addr text := ku9._client_address();
 BEGIN
     PERFORM ku9._throttle_check(ARRAY[email_key, 'mailaddr:' || addr], 'requests for mail');
-    PERFORM ku9._throttle_failure(email_key, current_setting('ku9.auth_max_failures')::int,
-                                  ku9._seconds('ku9.auth_failure_window'), ku9._seconds('ku9.auth_lockout'));
-    IF addr IS NOT NULL THEN
-        PERFORM ku9._throttle_failure('mailaddr:' || addr, current_setting('ku9.auth_address_max_failures')::int,
-                                      ku9._seconds('ku9.auth_failure_window'), ku9._seconds('ku9.auth_lockout'));
-    END IF;
+    PERFORM ku9._count_failure(email_key, 'ku9.auth_max_failures');
+    PERFORM ku9._count_failure('mailaddr:' || addr, 'ku9.auth_address_max_failures');
 END
 $$;
 COMMENT ON FUNCTION ku9._mail_request_allowed(text) IS 'rate-limit reset and confirmation mails, for ku9''s own use';
@@ -822,7 +843,8 @@ REVOKE ALL ON FUNCTION
     ku9.sign_up(text, text, jsonb), ku9.sign_in(text, text), ku9.refresh_session(text),
     ku9.sign_out(text), ku9.authenticate(text),
     ku9._mail_token(ku9.users, text), ku9._use_token(text, text), ku9._check_role(text),
-    ku9._mail_request_allowed(text),
+    ku9._mail_request_allowed(text), ku9._count_failure(text, text), ku9._claimed_session(),
+    ku9._session_live(uuid, uuid),
     ku9.change_password(text, text), ku9.request_password_reset(text), ku9.reset_password(text, text),
     ku9.request_email_confirmation(text), ku9.confirm_email(text),
     ku9.admin_create_user(text, text, text, text, boolean, jsonb, jsonb), ku9.admin_set_role(uuid, text),

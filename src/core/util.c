@@ -70,14 +70,24 @@ Oid
 Ku9RelationOwner(const char *nspname, const char *relname)
 {
 	Oid			relid = get_relname_relid(relname, get_namespace_oid(nspname, false));
-	HeapTuple	tup;
-	Oid			owner;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_TABLE),
 				errmsg("relation \"%s.%s\" does not exist", nspname, relname),
 				errhint("Is the extension ku9 installed in this database?"));
+	return Ku9RelationOwnerById(relid);
+}
+
+/*
+ * Ku9RelationOwnerById returns the owner of a relation that exists.
+ */
+Oid
+Ku9RelationOwnerById(Oid relid)
+{
+	HeapTuple	tup;
+	Oid			owner;
+
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", relid);

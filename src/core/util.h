@@ -26,6 +26,7 @@ typedef struct Ku9SavedUser
 } Ku9SavedUser;
 
 extern Oid	Ku9RelationOwner(const char *nspname, const char *relname);
+extern Oid	Ku9RelationOwnerById(Oid relid);
 extern void Ku9BecomeUser(Oid owner, Ku9SavedUser *saved);
 extern void Ku9RestoreUser(Ku9SavedUser *saved);
 

@@ -405,20 +405,6 @@ restrict_search_path(void)
 }
 
 static Oid
-relation_owner(Oid relid)
-{
-	HeapTuple	tup;
-	Oid			owner;
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-static Oid
 registry_owner(void)
 {
 	return Ku9RelationOwner("ku9", "queues");
@@ -919,7 +905,7 @@ open_queue(const char *name, AclMode mode, Ku9SavedUser *call)
 	}
 
 	/* the tables may have changed hands (ALTER TABLE ... OWNER) */
-	owner = relation_owner(relid);
+	owner = Ku9RelationOwnerById(relid);
 	if (owner != q->owner)
 	{
 		q->owner = owner;
