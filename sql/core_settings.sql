@@ -46,7 +46,7 @@ RESET ku9.jwt_exp;
 SELECT pg_temp.sqlerr('SET ku9.http_port = 8080');
 SELECT pg_temp.sqlerr('SET ku9.database = ''other''');
 
--- the ku9 prefix is reserved: typos are errors, not silent placeholders
+-- the ku9 prefix is reserved: a misspelt setting is an error, not a new custom setting
 SELECT pg_temp.sqlerr('SET ku9.jwt_secrte = ''x''');
 
 DROP EXTENSION ku9;

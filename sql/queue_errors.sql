@@ -98,7 +98,7 @@ SELECT f, pg_temp.sqlerr(f) FROM unnest(ARRAY[
     $$SELECT ku9.grant_queue('qe', 'ku9_user', NULL)$$,
     $$SELECT ku9.revoke_queue('qe', 'ku9_user', NULL)$$]) AS f;
 -- where NULL means a default, it is no error: options (none), read's vt (the
--- queue's), fail's error (a placeholder)
+-- queue's), fail's error (recorded as '(no error given)')
 SELECT pg_temp.sqlerr($$SELECT ku9.create_queue('qe_nullopts', NULL)$$);
 SELECT pg_temp.sqlerr($$SELECT ku9.send('qe_nullopts', '{"n": 1}', NULL)$$);
 SELECT pg_temp.sqlerr($$SELECT ku9.send_batch('qe_nullopts', '[{"n": 2}]', NULL)$$);
