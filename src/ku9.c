@@ -32,6 +32,7 @@
 
 #include "compat.h"
 #include "ku9.h"
+#include "docs/docs.h"
 #include "metrics/metrics.h"
 #include "auth/throttle.h"
 #include "queue/queue.h"
@@ -196,6 +197,15 @@ Ku9DefineGucs(bool preloading)
 							60000, 0, 300 * 1000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.max_document_size",
+							gettext_noop("Largest document a collection stores."),
+							gettext_noop("Larger inserts and updates fail with SQLSTATE 54000."),
+							&ku9_max_document_size,
+							16 * 1024 * 1024, 1024, MaxAllocSize / 2,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	if (!preloading)

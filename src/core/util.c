@@ -15,8 +15,11 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/elog.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -117,4 +120,77 @@ void
 Ku9RestoreUser(Ku9SavedUser *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
+/*
+ * Ku9CheckName errors (22023) unless name is a valid name of a kind of
+ * object (queue, collection): 1 to max lower-case letters, digits and
+ * underscores, starting with a letter — always a valid, unquoted-safe part
+ * of an identifier.
+ */
+void
+Ku9CheckName(const char *name, const char *kind, int max)
+{
+	int			len = strlen(name);
+	bool		ok = (len >= 1 && len <= max && name[0] >= 'a' && name[0] <= 'z');
+
+	for (int i = 1; ok && i < len; i++)
+		ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+			name[i] == '_';
+	if (!ok)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid %s name \"%s\"", kind, name),
+				errdetail("A %s name is 1 to %d characters: lower-case letters, digits and underscores, starting with a letter.",
+						  kind, max));
+}
+
+/*
+ * Ku9RequireService errors (42501) unless the current user is a superuser
+ * or has the privileges of ku9_service.
+ */
+void
+Ku9RequireService(const char *action, const char *hint)
+{
+	Oid			service = get_role_oid("ku9_service", true);
+
+	if (superuser() || (OidIsValid(service) && has_privs_of_role(GetUserId(), service)))
+		return;
+	ereport(ERROR,
+			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			errmsg("permission denied to %s", action),
+			errhint("%s", hint));
+}
+
+/*
+ * Ku9RestrictSearchPath sets search_path to pg_catalog, pg_temp until
+ * AtEOXact_GUC(true, level) with the returned level.  Management functions
+ * run DDL as an owner under it, so that nothing the caller put on its
+ * search_path can be picked up.
+ */
+int
+Ku9RestrictSearchPath(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+void
+Ku9SpiConnect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* Ku9SpiRun runs one statement of ku9's own (DDL, maintenance) through SPI */
+void
+Ku9SpiRun(const char *sql)
+{
+	int			ret = SPI_execute(sql, false, 0);
+
+	if (ret < 0)
+		elog(ERROR, "SPI_execute failed for \"%s\": %s", sql, SPI_result_code_string(ret));
 }

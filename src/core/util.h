@@ -30,4 +30,10 @@ extern Oid	Ku9RelationOwnerById(Oid relid);
 extern void Ku9BecomeUser(Oid owner, Ku9SavedUser *saved);
 extern void Ku9RestoreUser(Ku9SavedUser *saved);
 
+extern void Ku9CheckName(const char *name, const char *kind, int max);
+extern void Ku9RequireService(const char *action, const char *hint);
+extern int	Ku9RestrictSearchPath(void);
+extern void Ku9SpiConnect(void);
+extern void Ku9SpiRun(const char *sql);
+
 #endif							/* KU9_UTIL_H */

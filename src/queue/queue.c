@@ -305,26 +305,6 @@ note_send(Ku9Queue *q)
  * ------------------------------------------------------------------------
  */
 
-/*
- * check_queue_name errors (22023) unless name is a valid queue name.
- */
-static void
-check_queue_name(const char *name)
-{
-	int			len = strlen(name);
-	bool		ok = (len >= 1 && len <= KU9_QUEUE_NAME_MAX && name[0] >= 'a' && name[0] <= 'z');
-
-	for (int i = 1; ok && i < len; i++)
-		ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
-			name[i] == '_';
-	if (!ok)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("invalid queue name \"%s\"", name),
-				errdetail("A queue name is 1 to %d characters: lower-case letters, digits and underscores, starting with a letter.",
-						  KU9_QUEUE_NAME_MAX));
-}
-
 static char *
 arg_queue_name(FunctionCallInfo fcinfo, int argno)
 {
@@ -335,7 +315,7 @@ arg_queue_name(FunctionCallInfo fcinfo, int argno)
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				errmsg("queue name must not be null"));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	check_queue_name(name);
+	Ku9CheckName(name, "queue", KU9_QUEUE_NAME_MAX);
 	return name;
 }
 
@@ -355,23 +335,6 @@ table_name(const char *prefix, const char *queue)
 }
 
 /*
- * require_service errors (42501) unless the current user is a superuser or
- * has the privileges of ku9_service.
- */
-static void
-require_service(const char *action)
-{
-	Oid			service = get_role_oid("ku9_service", true);
-
-	if (superuser() || (OidIsValid(service) && has_privs_of_role(GetUserId(), service)))
-		return;
-	ereport(ERROR,
-			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			errmsg("permission denied to %s", action),
-			errhint("Only members of ku9_service manage queues."));
-}
-
-/*
  * require_queue_privilege errors (42501) unless userid may send to
  * (ACL_INSERT) or read from (ACL_UPDATE) the queue.
  */
@@ -386,22 +349,6 @@ require_queue_privilege(const char *name, Oid relid, Oid userid, AclMode mode)
 				   mode == ACL_INSERT ? "send to" : "read from", name),
 			errhint("A member of ku9_service can grant it with ku9.grant_queue('%s', <role>, '%s').",
 					name, mode == ACL_INSERT ? "send" : "read"));
-}
-
-/*
- * restrict_search_path sets search_path to pg_catalog, pg_temp until
- * AtEOXact_GUC(true, level) with the returned level.  The management
- * functions run DDL as the owner under it, so that nothing the caller put
- * on its search_path can be picked up.
- */
-static int
-restrict_search_path(void)
-{
-	int			level = NewGUCNestLevel();
-
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	return level;
 }
 
 static Oid
@@ -917,28 +864,12 @@ open_queue(const char *name, AclMode mode, Ku9SavedUser *call)
 }
 
 static void
-spi_connect(void)
-{
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-static void
 spi_exec(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 {
 	int			ret = SPI_execute_plan(plan, values, nulls, false, 0);
 
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-}
-
-static void
-spi_run(const char *sql)
-{
-	int			ret = SPI_execute(sql, false, 0);
-
-	if (ret < 0)
-		elog(ERROR, "SPI_execute failed for \"%s\": %s", sql, SPI_result_code_string(ret));
 }
 
 /* ------------------------------------------------------------------------
@@ -964,8 +895,8 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 	char	   *dt = table_name("d", name);
 	int			ret;
 
-	require_service("create a queue");
-	guc_level = restrict_search_path();
+	Ku9RequireService("create a queue", "Only members of ku9_service manage queues.");
+	guc_level = Ku9RestrictSearchPath();
 	options_iterate("ku9.create_queue", options, create_option, &o);
 	if (o.backoff_max < o.backoff_base)
 		ereport(ERROR,
@@ -973,7 +904,7 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 				errmsg("option \"backoff_max\" (%g) must not be less than \"backoff_base\" (%g)",
 					   o.backoff_max, o.backoff_base));
 
-	spi_connect();
+	Ku9SpiConnect();
 	Ku9BecomeUser(registry_owner(), &call);
 
 	values[0] = CStringGetTextDatum(name);
@@ -1000,7 +931,7 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 	 * '$', which queue names cannot, so no queue's objects clash with
 	 * another's.
 	 */
-	spi_run(psprintf("CREATE TABLE %s ("
+	Ku9SpiRun(psprintf("CREATE TABLE %s ("
 					 "msg_id pg_catalog.int8 GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME %s), "
 					 "priority pg_catalog.int4 NOT NULL DEFAULT 0, "
 					 "vt pg_catalog.timestamptz NOT NULL, "
@@ -1013,11 +944,11 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 					 "CONSTRAINT %s PRIMARY KEY (msg_id))",
 					 qt, table_name("q", psprintf("%s$msg_id_seq", name)),
 					 quote_identifier(psprintf("q_%s$pkey", name))));
-	spi_run(psprintf("CREATE INDEX %s ON %s (priority DESC, msg_id)",
+	Ku9SpiRun(psprintf("CREATE INDEX %s ON %s (priority DESC, msg_id)",
 					 quote_identifier(psprintf("q_%s$dequeue", name)), qt));
-	spi_run(psprintf("CREATE UNIQUE INDEX %s ON %s (dedup_key) WHERE dedup_key IS NOT NULL",
+	Ku9SpiRun(psprintf("CREATE UNIQUE INDEX %s ON %s (dedup_key) WHERE dedup_key IS NOT NULL",
 					 quote_identifier(psprintf("q_%s$dedup", name)), qt));
-	spi_run(psprintf("CREATE TABLE %s ("
+	Ku9SpiRun(psprintf("CREATE TABLE %s ("
 					 "msg_id pg_catalog.int8, "
 					 "priority pg_catalog.int4 NOT NULL, "
 					 "enqueued_at pg_catalog.timestamptz NOT NULL, "
@@ -1028,9 +959,9 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 					 "payload pg_catalog.jsonb NOT NULL, "
 					 "CONSTRAINT %s PRIMARY KEY (msg_id))",
 					 at, quote_identifier(psprintf("a_%s$pkey", name))));
-	spi_run(psprintf("CREATE INDEX %s ON %s (acked_at)",
+	Ku9SpiRun(psprintf("CREATE INDEX %s ON %s (acked_at)",
 					 quote_identifier(psprintf("a_%s$acked_at", name)), at));
-	spi_run(psprintf("CREATE TABLE %s ("
+	Ku9SpiRun(psprintf("CREATE TABLE %s ("
 					 "msg_id pg_catalog.int8, "
 					 "priority pg_catalog.int4 NOT NULL, "
 					 "enqueued_at pg_catalog.timestamptz NOT NULL, "
@@ -1042,8 +973,8 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 					 "last_error pg_catalog.text, "
 					 "CONSTRAINT %s PRIMARY KEY (msg_id))",
 					 dt, quote_identifier(psprintf("d_%s$pkey", name))));
-	spi_run(psprintf("GRANT SELECT, INSERT, UPDATE ON %s TO ku9_service", qt));
-	spi_run(psprintf("GRANT SELECT ON %s, %s TO ku9_service", at, dt));
+	Ku9SpiRun(psprintf("GRANT SELECT, INSERT, UPDATE ON %s TO ku9_service", qt));
+	Ku9SpiRun(psprintf("GRANT SELECT ON %s, %s TO ku9_service", at, dt));
 
 	Ku9RestoreUser(&call);
 	SPI_finish();
@@ -1065,9 +996,9 @@ ku9_drop_queue(PG_FUNCTION_ARGS)
 	int			ret;
 	bool		existed;
 
-	require_service("drop a queue");
-	guc_level = restrict_search_path();
-	spi_connect();
+	Ku9RequireService("drop a queue", "Only members of ku9_service manage queues.");
+	guc_level = Ku9RestrictSearchPath();
+	Ku9SpiConnect();
 	Ku9BecomeUser(registry_owner(), &call);
 
 	/* queues the extension made (ku9_mail) go only with the extension */
@@ -1089,7 +1020,7 @@ ku9_drop_queue(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	existed = SPI_processed > 0;
 	if (existed)
-		spi_run(psprintf("DROP TABLE IF EXISTS %s, %s, %s",
+		Ku9SpiRun(psprintf("DROP TABLE IF EXISTS %s, %s, %s",
 						 table_name("q", name), table_name("a", name), table_name("d", name)));
 
 	Ku9RestoreUser(&call);
@@ -1109,11 +1040,11 @@ ku9_purge_queue(PG_FUNCTION_ARGS)
 	int			guc_level;
 	uint64		n;
 
-	require_service("purge a queue");
-	guc_level = restrict_search_path();
-	spi_connect();
+	Ku9RequireService("purge a queue", "Only members of ku9_service manage queues.");
+	guc_level = Ku9RestrictSearchPath();
+	Ku9SpiConnect();
 	(void) open_queue(name, 0, &call);
-	spi_run(psprintf("DELETE FROM %s", table_name("q", name)));
+	Ku9SpiRun(psprintf("DELETE FROM %s", table_name("q", name)));
 	n = SPI_processed;
 	Ku9RestoreUser(&call);
 	SPI_finish();
@@ -1139,9 +1070,9 @@ ku9_prune_archive(PG_FUNCTION_ARGS)
 	int64		total = 0;
 	int			ret;
 
-	require_service("prune queue archives");
-	guc_level = restrict_search_path();
-	spi_connect();
+	Ku9RequireService("prune queue archives", "Only members of ku9_service manage queues.");
+	guc_level = Ku9RestrictSearchPath();
+	Ku9SpiConnect();
 	Ku9BecomeUser(registry_owner(), &call);
 
 	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
@@ -1204,11 +1135,11 @@ grant_or_revoke(FunctionCallInfo fcinfo, bool grant)
 				errmsg("invalid queue privilege \"%s\"", privilege),
 				errhint("The queue privileges are 'send' and 'read'."));
 
-	require_service(grant ? "grant queue privileges" : "revoke queue privileges");
-	guc_level = restrict_search_path();
-	spi_connect();
+	Ku9RequireService(grant ? "grant queue privileges" : "revoke queue privileges", "Only members of ku9_service manage queues.");
+	guc_level = Ku9RestrictSearchPath();
+	Ku9SpiConnect();
 	(void) open_queue(name, 0, &call);
-	spi_run(psprintf(grant ? "GRANT %s ON %s TO %s" : "REVOKE %s ON %s FROM %s",
+	Ku9SpiRun(psprintf(grant ? "GRANT %s ON %s TO %s" : "REVOKE %s ON %s FROM %s",
 					 acl, table_name("q", name),
 					 quote_identifier(GetUserNameFromId(role, false))));
 	Ku9RestoreUser(&call);
@@ -1309,7 +1240,7 @@ ku9_send(PG_FUNCTION_ARGS)
 	payload = PG_GETARG_JSONB_P(1);
 	options_iterate("ku9.send", PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), send_option, &o);
 
-	spi_connect();
+	Ku9SpiConnect();
 	q = open_queue(name, ACL_INSERT, &call);
 	check_payload(q, payload);
 	visible = send_params(&o, payload, values, nulls);
@@ -1390,7 +1321,7 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 				errmsg("a batch of %d messages is more than the %d allowed", count, KU9_QUEUE_MAX_QTY));
 
 	Ku9InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	spi_connect();
+	Ku9SpiConnect();
 	q = open_queue(name, ACL_INSERT, &call);
 	for (int i = 0; i < count; i++)
 	{
@@ -1579,7 +1510,7 @@ ku9_read(PG_FUNCTION_ARGS)
 	}
 
 	Ku9InitMaterializedSRF(fcinfo, 0);
-	spi_connect();
+	Ku9SpiConnect();
 	q = open_queue(name, ACL_UPDATE, &call);
 	vt = PG_ARGISNULL(2) ? q->vt : check_vt(PG_GETARG_INT32(2));
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
@@ -1651,7 +1582,7 @@ ku9_pop(PG_FUNCTION_ARGS)
 	Ku9SavedUser call;
 
 	Ku9InitMaterializedSRF(fcinfo, 0);
-	spi_connect();
+	Ku9SpiConnect();
 	q = open_queue(name, ACL_UPDATE, &call);
 	(void) dequeue(q, qty, 0, rsinfo, true);
 	Ku9RestoreUser(&call);
@@ -1680,7 +1611,7 @@ ku9_ack(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("ids must be a one-dimensional array"));
 
-	spi_connect();
+	Ku9SpiConnect();
 	q = open_queue(name, ACL_UPDATE, &call);
 
 	values[0] = PointerGetDatum(ids);
@@ -1707,7 +1638,7 @@ set_vt(const char *name, int64 id, int seconds, TimestampTz *newvt)
 	Datum		values[2];
 	bool		found;
 
-	spi_connect();
+	Ku9SpiConnect();
 	q = open_queue(name, ACL_UPDATE, &call);
 
 	values[0] = Int64GetDatum(id);
@@ -1803,7 +1734,7 @@ ku9_fail(PG_FUNCTION_ARGS)
 	id = PG_GETARG_INT64(1);
 	error = PG_ARGISNULL(2) ? cstring_to_text("(no error given)") : PG_GETARG_TEXT_PP(2);
 
-	spi_connect();
+	Ku9SpiConnect();
 	q = open_queue(name, ACL_UPDATE, &call);
 
 	values[0] = Int64GetDatum(id);
@@ -1868,9 +1799,9 @@ ku9_queue_stats(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	require_service("read queue statistics");
-	guc_level = restrict_search_path();
-	spi_connect();
+	Ku9RequireService("read queue statistics", "Only members of ku9_service manage queues.");
+	guc_level = Ku9RestrictSearchPath();
+	Ku9SpiConnect();
 	q = open_queue(name, 0, &call);
 	args[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	ret = SPI_execute_with_args(psprintf("SELECT pg_catalog.count(*), "
