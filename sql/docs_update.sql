@@ -4,6 +4,16 @@
 CREATE EXTENSION IF NOT EXISTS ku9 CASCADE;
 \i sql/include/sqlerr.psql
 
+-- the collection's counters in ku9.stats, to compare before and after
+CREATE FUNCTION pg_temp.counters(OUT inserted bigint, OUT updated bigint, OUT deleted bigint, OUT queries bigint)
+LANGUAGE sql AS $f$
+    SELECT sum(value) FILTER (WHERE name = 'ku9_docs_inserted_total'),
+           sum(value) FILTER (WHERE name = 'ku9_docs_updated_total'),
+           sum(value) FILTER (WHERE name = 'ku9_docs_deleted_total'),
+           sum(value) FILTER (WHERE name = 'ku9_docs_queries_total')
+    FROM ku9.stats WHERE labels = jsonb_build_object('database', current_database(), 'collection', 'u')
+$f$;
+CREATE TEMP TABLE counters0 AS SELECT * FROM pg_temp.counters();
 SELECT ku9.create_collection('u');
 SELECT ku9.insert_many('u', '[
   {"_id": 1, "n": 1, "tags": ["a"], "o": {"x": 1}},
@@ -106,5 +116,10 @@ SELECT CASE WHEN jsonb_typeof(_id) = 'string' THEN 'generated' ELSE _id::text EN
 SELECT ku9.delete_many('u', '{}');
 SELECT count(*) FROM ku9_docs.u;
 
+SELECT ku9.count_documents('u', '{}') AS left;
+-- the counters moved by what this test did (documents, not calls)
+SELECT c.inserted - coalesce(z.inserted, 0) AS inserted, c.updated - coalesce(z.updated, 0) AS updated,
+       c.deleted - coalesce(z.deleted, 0) AS deleted, c.queries - coalesce(z.queries, 0) > 0 AS queried
+FROM pg_temp.counters() c, counters0 z;
 SELECT ku9.drop_collection('u');
 DROP EXTENSION ku9;

@@ -42,6 +42,7 @@
 #include "core/util.h"
 #include "docs/docs.h"
 #include "docs/filter.h"
+#include "metrics/metrics.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -770,6 +771,7 @@ ku9_insert_one(PG_FUNCTION_ARGS)
 	if (execute(&b, false) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert");
 	notify_rows(c, "insert", 1);
+	Ku9MetricInc(KU9_M_DOCS_INSERTED, c->name);
 	SPI_finish();
 	jsonb_value_of(id, &idv);
 	PG_RETURN_JSONB_P(result_object("inserted_id", &idv));
@@ -828,6 +830,7 @@ ku9_insert_many(PG_FUNCTION_ARGS)
 		if (execute(&b, false) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert");
 		notify_rows(c, "insert", 1);
+		Ku9MetricAdd(KU9_M_DOCS_INSERTED, c->name, SPI_processed);
 		SPI_finish();
 	}
 	else
@@ -1477,6 +1480,7 @@ find_rows(Collection *c, Jsonb *filter, FindOptions *o, bool keys, MemoryContext
 			   *lb;
 	int64		n = 0;
 
+	Ku9MetricInc(KU9_M_DOCS_QUERIES, c->name);
 	if (!split_find(c, f, o))
 	{
 		build_find(&b, c, filter, f, cur, o, keys, 0);
@@ -1698,6 +1702,7 @@ ku9_count_documents(PG_FUNCTION_ARGS)
 
 	Ku9SpiConnect();
 	c = open_collection(name, AccessShareLock, ACL_SELECT);
+	Ku9MetricInc(KU9_M_DOCS_QUERIES, c->name);
 	builder_init(&b);
 	appendStringInfo(b.sql, "SELECT count(*) FROM %s", c->table);
 	where_filter(&b, c, filter);
@@ -1972,6 +1977,7 @@ write_documents(FunctionCallInfo fcinfo, const char *func, bool many, bool repla
 				modified++;
 		}
 		notify_rows(c, replace ? "replace" : "update", 2);
+		Ku9MetricAdd(KU9_M_DOCS_UPDATED, c->name, modified);
 	}
 	if (matched == 0 && o.has_version)
 		check_version_conflict(c, filter, &o);
@@ -1988,6 +1994,7 @@ write_documents(FunctionCallInfo fcinfo, const char *func, bool many, bool repla
 		if (execute(&ib, false) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert");
 		notify_rows(c, "insert", 1);
+		Ku9MetricInc(KU9_M_DOCS_INSERTED, c->name);
 		/* the result outlives SPI's memory */
 		{
 			Jsonb	   *copy = MemoryContextAlloc(outer, VARSIZE(id));
@@ -2072,6 +2079,7 @@ delete_documents(FunctionCallInfo fcinfo, bool many)
 		elog(ERROR, "could not delete documents");
 	n = SPI_processed;
 	notify_rows(c, "delete", 1);
+	Ku9MetricAdd(KU9_M_DOCS_DELETED, c->name, n);
 	SPI_finish();
 	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	count_field(&state, "deleted_count", n);

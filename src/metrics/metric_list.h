@@ -52,6 +52,20 @@ KU9_METRIC(KU9_M_CLAIMS_SIZE, "ku9_claims_size_bytes", HISTOGRAM, DATABASE,
 		   NULL, KU9_BUCKETS(ku9_buckets_bytes),
 		   "Size of the request.jwt.claims values parsed.")
 
+/* docs: per collection (label "collection"), counted when the call runs */
+KU9_METRIC(KU9_M_DOCS_INSERTED, "ku9_docs_inserted_total", COUNTER, DATABASE,
+		   "collection", KU9_NO_BUCKETS,
+		   "Documents stored by insert_one, insert_many and upserts.")
+KU9_METRIC(KU9_M_DOCS_UPDATED, "ku9_docs_updated_total", COUNTER, DATABASE,
+		   "collection", KU9_NO_BUCKETS,
+		   "Documents changed by update_one, update_many and replace_one.")
+KU9_METRIC(KU9_M_DOCS_DELETED, "ku9_docs_deleted_total", COUNTER, DATABASE,
+		   "collection", KU9_NO_BUCKETS,
+		   "Documents removed by delete_one and delete_many.")
+KU9_METRIC(KU9_M_DOCS_QUERIES, "ku9_docs_queries_total", COUNTER, DATABASE,
+		   "collection", KU9_NO_BUCKETS,
+		   "Calls of find, find_one, find_page and count_documents.")
+
 /* queue: per queue (label "queue"), counted when the call runs */
 KU9_METRIC(KU9_M_QUEUE_SENT, "ku9_queue_sent_total", COUNTER, DATABASE,
 		   "queue", KU9_NO_BUCKETS,
