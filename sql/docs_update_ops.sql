@@ -202,6 +202,11 @@ SELECT pg_temp.upd('{"_id": 1, "a": [null, 0, false]}', '{"$pull": {"a": null}}'
 SELECT pg_temp.upd('{"_id": 1, "a": [1, 5, 6, 7, "8"]}', '{"$pull": {"a": {"$gte": 6}}}');
 SELECT pg_temp.upd('{"_id": 1, "a": [1, 5, 6, 7]}', '{"$pull": {"a": {"$in": [1, 7]}, "b": {"$lt": 0}}}');
 SELECT pg_temp.upd('{"_id": 1, "a": ["apple", "kiwi", 3]}', '{"$pull": {"a": {"$type": "string", "$ne": "kiwi"}}}');
+-- ... and look into elements that are arrays, as a field would ({"": element}
+-- in MongoDB's PullNode): [1] and [0, 5] go, [0] stays
+SELECT pg_temp.upd('{"_id": 1, "t": [1, [1], [0, 5], [0]]}', '{"$pull": {"t": {"$gte": 1}}}');
+SELECT pg_temp.upd('{"_id": 1, "t": [[1, 2], [3]]}', '{"$pull": {"t": {"$in": [2]}}}');
+SELECT pg_temp.upd('{"_id": 1, "t": [[1, 2], [3], 4]}', '{"$pull": {"t": {"$not": {"$in": [2]}}}}');
 -- ... and another object a query on elements that are documents
 SELECT pg_temp.upd('{"_id": 1, "a": [{"x": 1, "y": 1}, {"x": 2}, 1, {"y": 1}]}', '{"$pull": {"a": {"x": 1}}}');
 SELECT pg_temp.upd('{"_id": 1, "a": [{"x": 1}, {"x": 5}, {"x": 9}]}', '{"$pull": {"a": {"x": {"$gt": 1, "$lt": 9}}}}');

@@ -2397,7 +2397,7 @@ ku9_doc_sort_key(PG_FUNCTION_ARGS)
 	initStringInfo(&s.best);
 	initStringInfo(&s.cand);
 	Ku9DocRootValue(doc, &root);
-	(void) Ku9DocWalkPath(&root, path, visit_sort, &s);
+	(void) Ku9DocWalkSortPath(&root, path, visit_sort, &s);
 	if (!s.have)
 		sort_candidate(&s, NULL, false);
 	result = palloc(VARHDRSZ + s.best.len);

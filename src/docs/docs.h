@@ -71,6 +71,8 @@ extern Ku9DocPath *Ku9DocParsePath(const char *s, int len, const char *context);
 typedef bool (*Ku9DocPathVisitor) (const JsonbValue *value, void *arg);
 extern bool Ku9DocWalkPath(const JsonbValue *doc, const Ku9DocPath *path,
 						   Ku9DocPathVisitor visit, void *arg);
+extern bool Ku9DocWalkSortPath(const JsonbValue *doc, const Ku9DocPath *path,
+							   Ku9DocPathVisitor visit, void *arg);
 extern bool Ku9DocPathHasArray(const JsonbValue *doc, const Ku9DocPath *path);
 
 /* filter.c: query filters */

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_collation.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "docs/docs.h"
 #include "docs/filter.h"
@@ -75,6 +76,7 @@ struct Ku9Filter
 	int			cflags;
 	bool		elem_doc;		/* F_ELEMMATCH: a query on element documents */
 	bool		self;			/* F_ELEMMATCH: applies to the value, not its elements */
+	bool		expand;			/* $pull's operators: as a field, into an array value */
 	struct Ku9Filter **kids;	/* logical nodes, F_NOT, F_ELEMMATCH */
 	int			nkids;
 };
@@ -82,6 +84,7 @@ struct Ku9Filter
 static Ku9Filter *parse_document(const JsonbValue *filter, const char *where);
 static Ku9Filter *parse_field(Ku9DocPath *path, const JsonbValue *cond, const char *where);
 static bool match_node(const Ku9Filter *f, const JsonbValue *doc);
+static bool match_reached(const Ku9Filter *f, const JsonbValue *v);
 
 /* ------------------------------------------------------------------------
  * Parsing
@@ -229,6 +232,26 @@ parse_type(Ku9DocPath *path, const JsonbValue *operand, const char *where)
 	return f;
 }
 
+/*
+ * regex_collation: the ICU root collation "und-x-icu" when the server has
+ * ICU, so that character classes and case-insensitive matching know all of
+ * Unicode as PCRE's UTF mode does; else the database's.
+ */
+static Oid
+regex_collation(void)
+{
+	static Oid	collation = InvalidOid;
+
+	if (!OidIsValid(collation))
+	{
+		collation = get_collation_oid(list_make2(makeString("pg_catalog"),
+												 makeString("und-x-icu")), true);
+		if (!OidIsValid(collation))
+			collation = DEFAULT_COLLATION_OID;
+	}
+	return collation;
+}
+
 static int
 regex_flags(const JsonbValue *options, const char *where)
 {
@@ -283,7 +306,7 @@ parse_regex(Ku9DocPath *path, const JsonbValue *pattern, const JsonbValue *optio
 	f->regex = cstring_to_text_with_len(pattern->val.string.val, pattern->val.string.len);
 	f->cflags = regex_flags(options, where);
 	/* compile now, so that a bad pattern is reported before any row is read */
-	(void) RE_compile_and_cache(f->regex, f->cflags, DEFAULT_COLLATION_OID);
+	(void) RE_compile_and_cache(f->regex, f->cflags, regex_collation());
 	return f;
 }
 
@@ -623,7 +646,11 @@ Ku9FilterParseElementCondition(const JsonbValue *cond, const char *path)
 	Ku9Filter  *f;
 
 	if (is_operator_object(cond))
-		return parse_field(NULL, cond, path);
+	{
+		f = parse_field(NULL, cond, path);
+		f->expand = true;
+		return f;
+	}
 	if (Ku9DocIsObject(cond))
 	{
 		f = new_node(F_ELEMMATCH, NULL);
@@ -674,7 +701,38 @@ regex_matches(const Ku9Filter *f, const JsonbValue *v)
 	if (v == NULL || v->type != jbvString)
 		return false;
 	return RE_compile_and_execute(f->regex, v->val.string.val, v->val.string.len,
-								  f->cflags, DEFAULT_COLLATION_OID, 0, NULL);
+								  f->cflags, regex_collation(), 0, NULL);
+}
+
+/*
+ * match_element_document tests a query on an element of an array for
+ * $elemMatch: a document, or an array taken as the document BSON makes of
+ * it, whose fields are "0", "1", ...; other values never match.
+ */
+static bool
+match_element_document(const Ku9Filter *query, const JsonbValue *e)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	doc;
+	JsonbValue	k;
+	int			n;
+
+	if (Ku9DocIsObject(e))
+		return match_node(query, e);
+	if (!Ku9DocIsArray(e))
+		return false;
+	n = Ku9DocArraySize(e);
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		k.type = jbvString;
+		k.val.string.val = psprintf("%d", i);
+		k.val.string.len = strlen(k.val.string.val);
+		(void) pushJsonbValue(&state, WJB_KEY, &k);
+		(void) pushJsonbValue(&state, WJB_VALUE, Ku9DocArrayElem(e, i));
+	}
+	Ku9DocRootValue(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)), &doc);
+	return match_node(query, &doc);
 }
 
 /*
@@ -735,7 +793,7 @@ match_single(const Ku9Filter *f, const JsonbValue *v)
 			{
 				JsonbValue *e = Ku9DocArrayElem(v, i);
 
-				if (f->elem_doc ? (Ku9DocIsObject(e) && match_node(f->kids[0], e))
+				if (f->elem_doc ? match_element_document(f->kids[0], e)
 					: match_single(f->kids[0], e))
 					return true;
 			}
@@ -837,10 +895,38 @@ Ku9FilterMatch(const Ku9Filter *f, const JsonbValue *doc)
 	return match_node(f, doc);
 }
 
-/* Ku9FilterMatchElement says whether one value (an array element) matches f */
+/*
+ * match_as_field tests operators on a value as if it were a field's: an
+ * array value matches when it or one of its elements does.
+ */
+static bool
+match_as_field(const Ku9Filter *f, const JsonbValue *v)
+{
+	switch (f->kind)
+	{
+		case F_AND:
+			for (int i = 0; i < f->nkids; i++)
+				if (!match_as_field(f->kids[i], v))
+					return false;
+			return true;
+		case F_NOT:
+			return !match_as_field(f->kids[0], v);
+		default:
+			return match_reached(f, v);
+	}
+}
+
+/*
+ * Ku9FilterMatchElement says whether one value (an array element) matches
+ * a condition of Ku9FilterParseElementCondition.  $pull's operators look
+ * into an element that is an array, as MongoDB's, which matches each
+ * element as the field of a document {"": element}.
+ */
 bool
 Ku9FilterMatchElement(const Ku9Filter *f, const JsonbValue *elem)
 {
+	if (f->expand)
+		return match_as_field(f, elem);
 	return match_single(f, elem);
 }
 

@@ -470,6 +470,7 @@ Ku9DocParsePath(const char *s, int len, const char *context)
 
 typedef struct WalkState
 {
+	bool		sorting;		/* sort keys: elements that are no objects yield nothing */
 	const Ku9DocPath *path;
 	Ku9DocPathVisitor visit;
 	void	   *arg;
@@ -479,9 +480,12 @@ typedef struct WalkState
  * walk follows path from component i below v, MongoDB's way: through an
  * object by field name; through an array both by position (when the
  * component is a number) and into each element that is an object (nested
- * arrays are not entered).  Scalars met before the path ends yield nothing;
- * an object without the field yields "missing" (NULL), as does an array
- * in which nothing was found at all.
+ * arrays are not entered).  A value without the field yields "missing"
+ * (NULL): a scalar where the path goes on, an object without the field,
+ * and in an array any element that is no object or lacks the field, or
+ * the empty array.  This is MongoDB 9.0's rule for {"a.b": null}
+ * (SERVER-36681): {"a": [5, {"b": 5}]} matches it; a numeric component
+ * that finds its position does not count the other elements as missing.
  */
 static bool
 walk(WalkState *ws, const JsonbValue *v, int i)
@@ -517,7 +521,12 @@ walk(WalkState *ws, const JsonbValue *v, int i)
 			JsonbValue *child;
 
 			if (!Ku9DocIsObject(e))
+			{
+				/* a value without the field, as MongoDB 9.0 has it for queries */
+				if (!ws->sorting)
+					missing = true;
 				continue;
+			}
 			child = Ku9DocField(e, path->names[i], path->lens[i]);
 			if (child == NULL)
 			{
@@ -545,7 +554,22 @@ bool
 Ku9DocWalkPath(const JsonbValue *doc, const Ku9DocPath *path,
 			   Ku9DocPathVisitor visit, void *arg)
 {
-	WalkState	ws = {path, visit, arg};
+	WalkState	ws = {false, path, visit, arg};
+
+	return walk(&ws, doc, 0);
+}
+
+/*
+ * Ku9DocWalkSortPath is Ku9DocWalkPath for sort keys, where an array's
+ * elements that are no documents stand for nothing (MongoDB's sort key of
+ * {"a": [5, {"b": 1}]} by "a.b" is 1): only an object without the field,
+ * or an array where nothing was found, is missing.
+ */
+bool
+Ku9DocWalkSortPath(const JsonbValue *doc, const Ku9DocPath *path,
+				   Ku9DocPathVisitor visit, void *arg)
+{
+	WalkState	ws = {true, path, visit, arg};
 
 	return walk(&ws, doc, 0);
 }
