@@ -81,6 +81,28 @@ SELECT ku9.insert_one('notes', jsonb_build_object('_id', 'big', 'big', repeat('x
 SELECT count(*) AS documents FROM ku9_docs.notes;
 SELECT pg_temp.sqlerr($$SELECT ku9.insert_one('nope', '{}')$$);
 
+-- the generated statements and the registry lookup do not use the caller's
+-- search_path: a hostile = operator and unnest() earlier on it never run
+CREATE SCHEMA hostile;
+CREATE FUNCTION hostile.texteq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS
+  $$BEGIN RAISE EXCEPTION 'hostile texteq ran'; END$$;
+CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.texteq);
+CREATE FUNCTION hostile.unnest(a jsonb[]) RETURNS SETOF jsonb LANGUAGE plpgsql AS
+  $$BEGIN RAISE EXCEPTION 'hostile unnest ran'; END$$;
+\c
+SET search_path = hostile, pg_catalog;
+SELECT ku9.count_documents('notes', '{"text": "one"}');
+SELECT ku9.insert_many('notes', '[{"_id": "h1"}, {"_id": "h2"}]');
+SELECT ku9.delete_many('notes', '{"_id": {"$in": ["h1", "h2"]}}');
+RESET search_path;
+DROP SCHEMA hostile CASCADE;
+\i sql/include/sqlerr.psql
+-- the functions of index expressions are leakproof: they never raise, even
+-- on a path that is no path (it reaches nothing)
+SELECT ku9_docs.sort_key('{"a": 1}', '', false) AS empty_path_key,
+       ku9_docs.sort_key('{"a": 1}', 'a..b', true) AS bad_path_key,
+       ku9_docs.path_has_array('{"a": [1]}', '$a') AS dollar_path;
+
 -- drop_collection removes table and registry row; false when there was none
 SELECT ku9.drop_collection('audit');
 SELECT ku9.drop_collection('audit');

@@ -69,6 +69,12 @@ SELECT pg_temp.sqlerr($$SELECT ku9.insert_one('ix', '{"name": "user5"}')$$);
 SELECT pg_temp.sqlerr($$SELECT ku9.insert_one('ix', '{"_id": "none2"}')$$);
 SELECT pg_temp.sqlerr($$SELECT ku9.create_index('ix', '{"grp": 1}', '{"unique": true}')$$);
 
+-- an index on _id: equality on _id stays with the primary key, once
+SELECT ku9.create_index('ix', '{"_id": 1}');
+SELECT pg_temp.found('{"_id": 2}', '{"sort": {"_id": 1}}'), pg_temp.found('{"_id": {"$in": [2, 3]}}', '{"sort": {"_id": -1}}');
+SELECT ku9.find_page('ix', '{"_id": 2}', '{"sort": {"_id": 1}}')->'documents' AS page;
+SELECT ku9.drop_index('ix', '_id_1');
+
 -- bad index requests
 SELECT pg_temp.sqlerr($$SELECT ku9.create_index('ix', '{"name": 1}', '{"unique": true}')$$);
 SELECT pg_temp.sqlerr($$SELECT ku9.create_index('ix', '{"a": 1, "b": 1}')$$);
@@ -80,6 +86,12 @@ SELECT pg_temp.sqlerr($$SELECT ku9.create_index('ix', '{"a": 1}', '{"name": "x$y
 SELECT pg_temp.sqlerr($$SELECT ku9.create_index('ix', '{"a": 1}', jsonb_build_object('name', repeat('y', 70)))$$);
 SELECT pg_temp.sqlerr($$SELECT ku9.create_index('nope', '{"a": 1}')$$);
 SELECT pg_temp.sqlerr($$SELECT ku9.drop_index('ix', NULL)$$);
+-- the built-in indexes are not create_index's to make or drop
+SELECT pg_temp.sqlerr($$SELECT ku9.drop_index('ix', 'gin')$$);
+SELECT pg_temp.sqlerr($$SELECT ku9.drop_index('ix', 'owner')$$);
+SELECT pg_temp.sqlerr($$SELECT ku9.create_index('ix', '{"a": 1}', '{"name": "owner"}')$$);
+SELECT count(*) AS built_in FROM pg_indexes WHERE schemaname = 'ku9_docs' AND tablename = 'ix'
+  AND indexname IN ('ix$_id', 'ix$gin', 'ix$owner');
 
 SELECT ku9.drop_collection('ix');
 DROP EXTENSION ku9;

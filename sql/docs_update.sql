@@ -34,6 +34,9 @@ SELECT * FROM pg_temp.state();
 SELECT ku9.update_one('u', '{"_id": 1}', '{"$set": {"n": 1}}');
 SELECT ku9.update_many('u', '{}', '{"$max": {"n": 0}}');
 SELECT _id, version FROM ku9_docs.u ORDER BY _id;
+-- 1.0 for 1 is a change: the number's $type goes from int to double
+SELECT ku9.update_one('u', '{"_id": 3}', '{"$set": {"n": 3.0}}');
+SELECT ku9.count_documents('u', '{"_id": 3, "n": {"$type": "double"}}') AS now_double;
 -- updated_at moves, created_at stays
 SELECT updated_at >= created_at AS moved FROM ku9_docs.u WHERE _id = '1';
 -- every operator reaches the stored documents (operator details: docs_update_ops)

@@ -181,8 +181,21 @@ prepared(Ku9SqlBuilder *b)
 
 			hash_seq_init(&seq, plan_cache);
 			while ((e = hash_seq_search(&seq)) != NULL)
-				for (CachedPlanEntry *x = e; x != NULL; x = x->next)
+			{
+				CachedPlanEntry *x = e->next;
+
+				SPI_freeplan(e->plan);
+				pfree(e->sql);
+				while (x != NULL)
+				{
+					CachedPlanEntry *next = x->next;
+
 					SPI_freeplan(x->plan);
+					pfree(x->sql);
+					pfree(x);
+					x = next;
+				}
+			}
 			hash_destroy(plan_cache);
 		}
 		memset(&info, 0, sizeof(info));
@@ -220,13 +233,20 @@ prepared(Ku9SqlBuilder *b)
 	return plan;
 }
 
+/*
+ * execute runs b's statement under search_path pg_catalog, pg_temp, so that
+ * names in the generated SQL (unnest, now, count, =, casts) can only be
+ * PostgreSQL's, whatever the caller put on its search_path.
+ */
 static int
 execute(Ku9SqlBuilder *b, bool read_only)
 {
+	int			level = Ku9RestrictSearchPath();
 	int			ret = SPI_execute_plan(prepared(b), b->values, NULL, read_only, 0);
 
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	AtEOXact_GUC(true, level);
 	return ret;
 }
 
@@ -372,14 +392,18 @@ open_collection(const char *name, LOCKMODE lockmode, AclMode mode)
 		Ku9SavedUser call;
 		Datum		arg = CStringGetTextDatum(name);
 		int			ret;
+		int			guc_level;
 
 		MemoryContextReset(c->cxt);
 		c->relid = relid;
 		c->table = MemoryContextStrdup(c->cxt, quote_qualified_identifier("ku9_docs", name));
 		/* the registry row, read as its owner: the caller may not read it */
 		Ku9BecomeUser(Ku9RelationOwner("ku9", "collections"), &call);
-		ret = SPI_execute_with_args("SELECT events FROM ku9.collections WHERE name = $1",
+		guc_level = Ku9RestrictSearchPath();
+		ret = SPI_execute_with_args("SELECT events FROM ku9.collections "
+									"WHERE name OPERATOR(pg_catalog.=) $1",
 									1, (Oid[]) {TEXTOID}, &arg, NULL, true, 1);
+		AtEOXact_GUC(true, guc_level);
 		Ku9RestoreUser(&call);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the collection registry");
@@ -1359,7 +1383,7 @@ build_find(Ku9SqlBuilder *b, Collection *c, Jsonb *filter, Ku9Filter *f, Cursor 
 		indexes.arm = arm;
 		indexes.arm_path = o->sort[0].path;
 		if (limit > 0)
-			limit += o->skip;
+			limit = (o->skip > PG_INT64_MAX - limit) ? 0 : limit + o->skip;
 	}
 	if (o->projection != NULL)
 		appendStringInfo(b->sql, "SELECT ku9_docs.project(doc, %s)",
@@ -1552,13 +1576,16 @@ ku9_explain_find(PG_FUNCTION_ARGS)
 		Ku9SqlBuilder b;
 		Datum		line;
 		bool		isnull = false;
+		int			level;
 
 		build_find(&b, c, filter, f, cur, &o, false, arm);
 		line = CStringGetTextDatum(b.sql->data);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &line, &isnull);
+		level = Ku9RestrictSearchPath();
 		if (SPI_execute_with_args(psprintf("EXPLAIN (COSTS OFF) %s", b.sql->data), b.nparams,
 								  b.types, b.values, NULL, false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "could not explain the query");
+		AtEOXact_GUC(true, level);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			line = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
@@ -1958,7 +1985,7 @@ write_documents(FunctionCallInfo fcinfo, const char *func, bool many, bool repla
 		appendStringInfo(b.sql, " AND version = %s", Ku9SqlParam(&b, Int64GetDatum(o.version), "int8"));
 	appendStringInfo(b.sql, "%s FOR UPDATE), "
 					 "u AS (UPDATE %s t SET doc = m.new, version = t.version + 1, updated_at = now() "
-					 "FROM m WHERE t._id = m.row AND m.new IS DISTINCT FROM m.old "
+					 "FROM m WHERE t._id = m.row AND ku9_docs.changed(m.old, m.new) "
 					 "RETURNING t._id, t.owner, t.version) "
 					 "SELECT (SELECT count(*) FROM m), u._id, u.owner, u.version "
 					 "FROM (SELECT 1) one LEFT JOIN u ON true",
@@ -2103,6 +2130,13 @@ ku9_delete_many(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
+/* the indexes create_collection makes: $_id (the key), $owner, $gin */
+static bool
+reserved_index_name(const char *iname)
+{
+	return strcmp(iname, "_id") == 0 || strcmp(iname, "owner") == 0 || strcmp(iname, "gin") == 0;
+}
+
 PG_FUNCTION_INFO_V1(ku9_create_index);
 PG_FUNCTION_INFO_V1(ku9_drop_index);
 
@@ -2176,10 +2210,11 @@ ku9_create_index(PG_FUNCTION_ARGS)
 		appendStringInfo(&cols, ", _id%s", sk[n - 1].desc ? " DESC" : "");
 	if (iname == NULL)
 		iname = auto_name.data;
-	if (strlen(iname) == 0 || strchr(iname, '$') != NULL)
+	if (strlen(iname) == 0 || strchr(iname, '$') != NULL || reserved_index_name(iname))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("invalid index name \"%s\"", iname));
+				errmsg("invalid index name \"%s\"", iname),
+				errdetail("Index names may not contain \"$\"; _id, owner and gin are the built-in indexes."));
 	full = psprintf("%s$%s", name, iname);
 	if (strlen(full) >= NAMEDATALEN - 4)
 		ereport(ERROR,
@@ -2228,6 +2263,10 @@ ku9_drop_index(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("invalid index name \"%s\"", iname));
+	if (reserved_index_name(iname))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("index \"%s\" is part of every collection and cannot be dropped", iname));
 	Ku9RequireService("drop an index", "Only members of ku9_service manage collections and their indexes.");
 	Ku9SpiConnect();
 	(void) open_collection(name, AccessShareLock, ACL_SELECT);
@@ -2257,6 +2296,21 @@ PG_FUNCTION_INFO_V1(ku9_doc_match);
 PG_FUNCTION_INFO_V1(ku9_doc_sort_key);
 PG_FUNCTION_INFO_V1(ku9_doc_path_has_array);
 PG_FUNCTION_INFO_V1(ku9_doc_replace);
+PG_FUNCTION_INFO_V1(ku9_doc_changed);
+
+/*
+ * ku9_docs.changed(old jsonb, new jsonb): whether an update changed the
+ * document, byte for byte: 1.0 for 1 is a change (its $type is double),
+ * which jsonb's = would not see.
+ */
+Datum
+ku9_doc_changed(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *a = PG_GETARG_JSONB_P(0);
+	Jsonb	   *b = PG_GETARG_JSONB_P(1);
+
+	PG_RETURN_BOOL(VARSIZE(a) != VARSIZE(b) || memcmp(a, b, VARSIZE(a)) != 0);
+}
 
 /* a parsed argument kept for the rest of the statement, keyed by its bytes */
 typedef struct ArgCache
@@ -2270,7 +2324,7 @@ arg_cache(FunctionCallInfo fcinfo, struct varlena *arg, bool *hit)
 {
 	ArgCache   *ac = fcinfo->flinfo->fn_extra;
 
-	if (ac != NULL && VARSIZE_ANY(ac->arg) == VARSIZE_ANY(arg) &&
+	if (ac != NULL && ac->parsed != NULL && VARSIZE_ANY(ac->arg) == VARSIZE_ANY(arg) &&
 		memcmp(ac->arg, arg, VARSIZE_ANY(arg)) == 0)
 	{
 		*hit = true;
@@ -2280,6 +2334,8 @@ arg_cache(FunctionCallInfo fcinfo, struct varlena *arg, bool *hit)
 		ac = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ArgCache));
 	else if (ac->arg != NULL)
 		pfree(ac->arg);
+	/* parsed is set by the caller once the new argument parsed */
+	ac->parsed = NULL;
 	ac->arg = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, VARSIZE_ANY(arg));
 	memcpy(ac->arg, arg, VARSIZE_ANY(arg));
 	fcinfo->flinfo->fn_extra = ac;
@@ -2371,7 +2427,8 @@ cached_path(FunctionCallInfo fcinfo, text *path)
 	{
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 
-		ac->parsed = Ku9DocParsePath(VARDATA_ANY(path), VARSIZE_ANY_EXHDR(path), "sort");
+		/* NULL when invalid: these functions are leakproof and may not raise */
+		ac->parsed = Ku9DocParsePathOrNull(VARDATA_ANY(path), VARSIZE_ANY_EXHDR(path));
 		MemoryContextSwitchTo(old);
 	}
 	return ac->parsed;
@@ -2397,7 +2454,8 @@ ku9_doc_sort_key(PG_FUNCTION_ARGS)
 	initStringInfo(&s.best);
 	initStringInfo(&s.cand);
 	Ku9DocRootValue(doc, &root);
-	(void) Ku9DocWalkSortPath(&root, path, visit_sort, &s);
+	if (path != NULL)
+		(void) Ku9DocWalkSortPath(&root, path, visit_sort, &s);
 	if (!s.have)
 		sort_candidate(&s, NULL, false);
 	result = palloc(VARHDRSZ + s.best.len);
@@ -2415,7 +2473,7 @@ ku9_doc_path_has_array(PG_FUNCTION_ARGS)
 	JsonbValue	root;
 
 	Ku9DocRootValue(doc, &root);
-	PG_RETURN_BOOL(Ku9DocPathHasArray(&root, path));
+	PG_RETURN_BOOL(path != NULL && Ku9DocPathHasArray(&root, path));
 }
 
 /*

@@ -62,6 +62,7 @@ typedef struct Ku9DocPath
 } Ku9DocPath;
 
 extern Ku9DocPath *Ku9DocParsePath(const char *s, int len, const char *context);
+extern Ku9DocPath *Ku9DocParsePathOrNull(const char *s, int len);
 
 /*
  * Ku9DocPathVisitor is called for each value a path reaches in a document

@@ -74,6 +74,13 @@ CREATE FUNCTION ku9_docs.replace_doc(doc jsonb, replacement jsonb)
 COMMENT ON FUNCTION ku9_docs.replace_doc(jsonb, jsonb) IS
     'internal: a replacement document keeping the _id of the one it replaces';
 
+CREATE FUNCTION ku9_docs.changed(old jsonb, new jsonb)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'ku9_doc_changed'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ku9_docs.changed(jsonb, jsonb) IS
+    'internal: whether two documents differ byte for byte (1.0 is not 1)';
+
 CREATE FUNCTION ku9_docs.project(doc jsonb, projection jsonb)
     RETURNS jsonb
     AS 'MODULE_PATHNAME', 'ku9_doc_project'

@@ -773,8 +773,11 @@ match_single(const Ku9Filter *f, const JsonbValue *v)
 			if (v == NULL)
 				return f->in_null;
 			for (int i = 0; i < f->nvalues; i++)
+			{
+				CHECK_FOR_INTERRUPTS();
 				if (Ku9DocEqual(v, f->values[i]))
 					return true;
+			}
 			return false;
 		case F_EXISTS:
 			return (v != NULL) == f->exists;
@@ -831,6 +834,7 @@ match_reached(const Ku9Filter *f, const JsonbValue *v)
 	{
 		JsonbValue *e = Ku9DocArrayElem(v, i);
 
+		CHECK_FOR_INTERRUPTS();
 		/* the null in a $gte/$lte/$eq null stands for missing, not for an array element's absence */
 		if (match_single(f, e))
 			return true;
@@ -1156,7 +1160,12 @@ Ku9FilterHasRangeOn(const Ku9Filter *f, const char *path)
 		const Ku9DocPath *p;
 		const char *op;
 		const JsonbValue *v;
+		List	   *ids;
 
+
+		/* the primary key answers these; no B-tree range is made */
+		if (id_values(c, &ids))
+			continue;
 		if (Ku9FilterRange(c, &p, &op, &v) && strcmp(p->text, path) == 0)
 			return true;
 	}

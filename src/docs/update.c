@@ -1451,6 +1451,7 @@ array_contains(DocNode *arr, const JsonbValue *v)
 	{
 		JsonbValue	e;
 
+		CHECK_FOR_INTERRUPTS();
 		node_get_value(arr->kids[i], &e);
 		if (Ku9DocEqual(&e, v))
 			return true;
@@ -1497,6 +1498,7 @@ apply_pull(Apply *a)
 		JsonbValue	e;
 		bool		drop = false;
 
+		CHECK_FOR_INTERRUPTS();
 		node_get_value(arr->kids[i], &e);
 		if (op->kind == OP_PULL_ALL)
 		{

@@ -415,6 +415,8 @@ Ku9DocEncodeKey(StringInfo buf, const JsonbValue *v)
  * ------------------------------------------------------------------------
  */
 
+static Ku9DocPath *parse_path(const char *s, int len, const char *context);
+
 /*
  * Ku9DocParsePath splits a dotted path ("a.b.0.c") into its components;
  * an empty component or one that starts with '$' is an error (22023) that
@@ -422,6 +424,23 @@ Ku9DocEncodeKey(StringInfo buf, const JsonbValue *v)
  */
 Ku9DocPath *
 Ku9DocParsePath(const char *s, int len, const char *context)
+{
+	return parse_path(s, len, context);
+}
+
+/*
+ * Ku9DocParsePathOrNull is Ku9DocParsePath without errors: NULL for an
+ * invalid path (for the leakproof functions of index expressions).
+ */
+Ku9DocPath *
+Ku9DocParsePathOrNull(const char *s, int len)
+{
+	return parse_path(s, len, NULL);
+}
+
+/* parse_path: with context NULL, returns NULL instead of raising an error */
+static Ku9DocPath *
+parse_path(const char *s, int len, const char *context)
 {
 	Ku9DocPath *path = palloc0(sizeof(Ku9DocPath));
 	int			n = 1;
@@ -440,11 +459,15 @@ Ku9DocParsePath(const char *s, int len, const char *context)
 	{
 		if (i < len && s[i] != '.')
 			continue;
+		if (i == start && context == NULL)
+			return NULL;
 		if (i == start)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("invalid field path \"%s\" in %s", path->text, context),
 					errdetail("A path is field names joined by dots; none may be empty."));
+		if (s[start] == '$' && context == NULL)
+			return NULL;
 		if (s[start] == '$')
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
