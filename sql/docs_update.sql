@@ -37,6 +37,12 @@ SELECT _id, version FROM ku9_docs.u ORDER BY _id;
 -- 1.0 for 1 is a change: the number's $type goes from int to double
 SELECT ku9.update_one('u', '{"_id": 3}', '{"$set": {"n": 3.0}}');
 SELECT ku9.count_documents('u', '{"_id": 3, "n": {"$type": "double"}}') AS now_double;
+-- a number that changes type is modified (0 * 0.5 is the double 0.0), one
+-- that keeps its type and value is not (0.0 * 1.5 is 0.0), as MongoDB counts
+SELECT ku9.insert_one('u', '{"_id": 5, "z": 0, "w": 0.0}');
+SELECT ku9.update_one('u', '{"_id": 5}', '{"$mul": {"z": 0.5}}') -> 'modified_count' AS int_to_double;
+SELECT ku9.update_one('u', '{"_id": 5}', '{"$mul": {"w": 1.5}}') -> 'modified_count' AS double_stays;
+SELECT ku9.delete_one('u', '{"_id": 5}');
 -- updated_at moves, created_at stays
 SELECT updated_at >= created_at AS moved FROM ku9_docs.u WHERE _id = '1';
 -- every operator reaches the stored documents (operator details: docs_update_ops)

@@ -2300,16 +2300,22 @@ PG_FUNCTION_INFO_V1(ku9_doc_changed);
 
 /*
  * ku9_docs.changed(old jsonb, new jsonb): whether an update changed the
- * document, byte for byte: 1.0 for 1 is a change (its $type is double),
- * which jsonb's = would not see.
+ * document as MongoDB counts it (Ku9DocIdentical): 1.0 for 1 is a change
+ * (its $type is double), which jsonb's = would not see.
  */
 Datum
 ku9_doc_changed(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *a = PG_GETARG_JSONB_P(0);
 	Jsonb	   *b = PG_GETARG_JSONB_P(1);
+	JsonbValue	va,
+				vb;
 
-	PG_RETURN_BOOL(VARSIZE(a) != VARSIZE(b) || memcmp(a, b, VARSIZE(a)) != 0);
+	if (VARSIZE(a) == VARSIZE(b) && memcmp(a, b, VARSIZE(a)) == 0)
+		PG_RETURN_BOOL(false);
+	Ku9DocRootValue(a, &va);
+	Ku9DocRootValue(b, &vb);
+	PG_RETURN_BOOL(!Ku9DocIdentical(&va, &vb));
 }
 
 /* a parsed argument kept for the rest of the statement, keyed by its bytes */

@@ -42,6 +42,7 @@ extern bool Ku9DocIsArray(const JsonbValue *v);
 extern bool Ku9DocIsObject(const JsonbValue *v);
 extern int	Ku9DocCompare(const JsonbValue *a, const JsonbValue *b);
 extern bool Ku9DocEqual(const JsonbValue *a, const JsonbValue *b);
+extern bool Ku9DocIdentical(const JsonbValue *a, const JsonbValue *b);
 extern JsonbValue *Ku9DocField(const JsonbValue *obj, const char *key, int keylen);
 extern int	Ku9DocArraySize(const JsonbValue *arr);
 extern JsonbValue *Ku9DocArrayElem(const JsonbValue *arr, int i);

@@ -79,7 +79,7 @@ CREATE FUNCTION ku9_docs.changed(old jsonb, new jsonb)
     AS 'MODULE_PATHNAME', 'ku9_doc_changed'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION ku9_docs.changed(jsonb, jsonb) IS
-    'internal: whether two documents differ byte for byte (1.0 is not 1)';
+    'internal: whether an update changed a document, as MongoDB counts it (1.0 for 1 is a change)';
 
 CREATE FUNCTION ku9_docs.project(doc jsonb, projection jsonb)
     RETURNS jsonb

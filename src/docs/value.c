@@ -224,6 +224,60 @@ Ku9DocEqual(const JsonbValue *a, const JsonbValue *b)
 }
 
 /*
+ * Ku9DocIdentical says whether a and b are the same value of the same types
+ * throughout, as MongoDB decides whether an update changed a document: equal
+ * values, and numbers of the same kind ($type int, long or double), so 1.0
+ * for 1 is a change but 0.00 for 0.0 is not.
+ */
+bool
+Ku9DocIdentical(const JsonbValue *a, const JsonbValue *b)
+{
+	Ku9DocRank r = Ku9DocRankOf(a);
+
+	check_stack_depth();
+	if (r != Ku9DocRankOf(b))
+		return false;
+	if (r == KU9_RANK_NUMBER)
+		return compare_numbers(a->val.numeric, b->val.numeric) == 0 &&
+			strcmp(Ku9DocTypeName(a), Ku9DocTypeName(b)) == 0;
+	if (r == KU9_RANK_OBJECT || r == KU9_RANK_ARRAY)
+	{
+		JsonbIterator *ia,
+				   *ib;
+		JsonbValue	va,
+					vb;
+		JsonbIteratorToken ta,
+					tb;
+
+		if (JsonContainerSize(a->val.binary.data) != JsonContainerSize(b->val.binary.data))
+			return false;
+		ia = JsonbIteratorInit(a->val.binary.data);
+		ib = JsonbIteratorInit(b->val.binary.data);
+		for (;;)
+		{
+			ta = JsonbIteratorNext(&ia, &va, true);
+			tb = JsonbIteratorNext(&ib, &vb, true);
+			if (ta != tb)
+				return false;
+			if (ta == WJB_DONE)
+				return true;
+			if (ta == WJB_KEY)
+			{
+				if (va.val.string.len != vb.val.string.len ||
+					memcmp(va.val.string.val, vb.val.string.val, va.val.string.len) != 0)
+					return false;
+			}
+			else if (ta == WJB_VALUE || ta == WJB_ELEM)
+			{
+				if (!Ku9DocIdentical(&va, &vb))
+					return false;
+			}
+		}
+	}
+	return Ku9DocCompare(a, b) == 0;
+}
+
+/*
  * Ku9DocTypeName names v's type as MongoDB's $type does: "null", "bool",
  * "string", "object", "array", and for numbers "int" (an integer that fits
  * in 32 bits), "long" (64 bits) or "double".

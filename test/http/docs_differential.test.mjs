@@ -2188,7 +2188,17 @@ test('random updates against mingo and MongoDB\'s rules, then the whole collecti
         }
       });
     }
-    if (res.matched_count !== matched.length || res.modified_count !== modified) {
+    // MongoDB counts a number whose type changes as modified (0 * 0.5 is the
+    // double 0.0, not the int 0: SafeNum::isIdentical compares type and
+    // value), and so does ku9; JSON.parse cannot see that change, so where
+    // $inc or $mul has a fractional operand the reference's count is only a
+    // lower bound (sql/docs_update_ops.sql and docs_update.sql assert the rule).
+    const typeChanges = ['$inc', '$mul'].some((o) => update[o]
+      && Object.values(update[o]).some((x) => typeof x === 'number' && !Number.isInteger(x)));
+    const modifiedOk = typeChanges
+      ? res.modified_count >= modified && res.modified_count <= matched.length
+      : res.modified_count === modified;
+    if (res.matched_count !== matched.length || !modifiedOk) {
       const message = `${what}: ku9 ${show(res)}, MongoDB matched ${matched.length}, modified ${modified}`;
       // a known bug that changed fewer documents changes the count too
       if (knownBug && res.matched_count === matched.length) bump(tally.ku9Bugs, knownBug.id, message);
