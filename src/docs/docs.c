@@ -137,6 +137,27 @@ arg_object(FunctionCallInfo fcinfo, int argno, const char *what, bool required)
 	return jb;
 }
 
+/* param_type: the OID of one of the types the generated SQL uses */
+static Oid
+param_type(const char *type)
+{
+	static const struct
+	{
+		const char *name;
+		Oid			oid;
+	}			types[] =
+	{
+		{"jsonb", JSONBOID}, {"jsonb[]", JSONBARRAYOID}, {"bytea", BYTEAOID},
+		{"int8", INT8OID}, {"jsonpath", JSONPATHOID}
+	};
+
+	for (int i = 0; i < (int) lengthof(types); i++)
+		if (strcmp(types[i].name, type) == 0)
+			return types[i].oid;
+	elog(ERROR, "unexpected parameter type %s", type);
+	pg_unreachable();
+}
+
 char *
 Ku9SqlParam(Ku9SqlBuilder *b, Datum value, const char *type)
 {
@@ -146,7 +167,7 @@ Ku9SqlParam(Ku9SqlBuilder *b, Datum value, const char *type)
 				errmsg("query is too complex"),
 				errdetail("A query may use at most %d parameters.", KU9_SQL_MAX_PARAMS));
 	b->values[b->nparams] = value;
-	b->types[b->nparams] = DatumGetObjectId(DirectFunctionCall1(regtypein, CStringGetDatum(type)));
+	b->types[b->nparams] = param_type(type);
 	b->nparams++;
 	return psprintf("$%d::%s", b->nparams, type);
 }
@@ -166,6 +187,12 @@ builder_init(Ku9SqlBuilder *b)
 static SPIPlanPtr
 prepared(Ku9SqlBuilder *b)
 {
+	/*
+	 * A range read in index order (the first arm of a split find) is the
+	 * same plan whatever the values; PostgreSQL cannot price its generic
+	 * plan with an unknown LIMIT and would plan it anew on every call.
+	 */
+	int			options = b->generic ? CURSOR_OPT_GENERIC_PLAN : 0;
 	uint32		h = hash_bytes((unsigned char *) b->sql->data, b->sql->len);
 	CachedPlanEntry *e;
 	bool		found;
@@ -214,7 +241,7 @@ prepared(Ku9SqlBuilder *b)
 	for (CachedPlanEntry *x = e; x != NULL; x = x->next)
 		if (x->sql != NULL && strcmp(x->sql, b->sql->data) == 0)
 			return x->plan;
-	plan = SPI_prepare(b->sql->data, b->nparams, b->types);
+	plan = SPI_prepare_cursor(b->sql->data, b->nparams, b->types, options);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", b->sql->data,
 			 SPI_result_code_string(SPI_result));
@@ -1379,6 +1406,7 @@ build_find(Ku9SqlBuilder *b, Collection *c, Jsonb *filter, Ku9Filter *f, Cursor 
 	builder_init(b);
 	if (arm != 0)
 	{
+		b->generic = (arm == 1);
 		keys = true;
 		indexes.arm = arm;
 		indexes.arm_path = o->sort[0].path;

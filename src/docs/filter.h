@@ -24,6 +24,7 @@ typedef struct Ku9SqlBuilder
 	int			nparams;
 	Oid			types[KU9_SQL_MAX_PARAMS];
 	Datum		values[KU9_SQL_MAX_PARAMS];
+	bool		generic;		/* prepare for a generic plan */
 } Ku9SqlBuilder;
 
 /* the leading key of a collection's B-tree index (create_index) */
