@@ -1958,21 +1958,6 @@ check_version_conflict(Collection *c, Jsonb *filter, WriteOptions *o)
 }
 
 /*
- * id_only_filter says whether filter is just {_id: v} (or, for many,
- * {_id: {$in: [...]}}), with the number of _ids in *nids.
- */
-static bool
-id_only_filter(Jsonb *filter, bool many, int *nids)
-{
-	JsonbValue	fv;
-
-	if (filter == NULL)
-		return false;
-	Ku9DocRootValue(filter, &fv);
-	return Ku9FilterIdOnly(Ku9FilterParse(&fv), nids) && (many || *nids == 1);
-}
-
-/*
  * write_documents runs update_one/update_many/replace_one: the new
  * documents are computed from the matching rows, locked FOR UPDATE (so a
  * concurrent change is seen and the update applies to the latest version),
@@ -1994,8 +1979,6 @@ write_documents(FunctionCallInfo fcinfo, const char *func, bool many, bool repla
 	JsonbValue	k;
 	JsonbValue *upserted = NULL;
 	char	   *up;
-	const char *fn;
-	int			nids;
 
 	MemoryContext outer = CurrentMemoryContext;
 
@@ -2023,69 +2006,33 @@ write_documents(FunctionCallInfo fcinfo, const char *func, bool many, bool repla
 	c = open_collection(name, RowExclusiveLock, ACL_UPDATE);
 	builder_init(&b);
 	up = Ku9SqlParam(&b, JsonbPGetDatum(update), "jsonb");
-	fn = replace ? "ku9_docs.replace_doc" : "ku9_docs.apply_update";
-	if (!o.has_version && id_only_filter(filter, many, &nids))
+	appendStringInfo(b.sql, "WITH m AS (SELECT _id AS row, doc AS old, %s(doc, %s) AS new FROM %s",
+					 replace ? "ku9_docs.replace_doc" : "ku9_docs.apply_update", up, c->table);
+	where_filter(&b, c, filter);
+	if (o.has_version)
+		appendStringInfo(b.sql, " AND version = %s", Ku9SqlParam(&b, Int64GetDatum(o.version), "int8"));
+	appendStringInfo(b.sql, "%s FOR UPDATE), "
+					 "u AS (UPDATE %s t SET doc = m.new, version = t.version + 1, updated_at = now() "
+					 "FROM m WHERE t._id = m.row AND ku9_docs.changed(m.old, m.new) "
+					 "RETURNING t._id, t.owner, t.version) "
+					 "SELECT (SELECT count(*) FROM m), u._id, u.owner, u.version "
+					 "FROM (SELECT 1) one LEFT JOIN u ON true",
+					 many ? "" : " LIMIT 1", c->table);
+	if (execute(&b, false) != SPI_OK_SELECT)
+		elog(ERROR, "could not update documents");
+	if (SPI_processed > 0)
 	{
-		/*
-		 * The filter is only _id equality: one UPDATE, which PostgreSQL
-		 * re-checks against the newest version of a row changed meanwhile,
-		 * so concurrent updates still apply one after the other.  Matched
-		 * but unchanged documents are counted after, when there are any.
-		 */
-		appendStringInfo(b.sql, "UPDATE %s SET doc = %s(doc, %s), version = version + 1, "
-						 "updated_at = now()", c->table, fn, up);
-		where_filter(&b, c, filter);
-		appendStringInfo(b.sql, " AND ku9_docs.changed(doc, %s(doc, %s)) RETURNING _id, owner, version",
-						 fn, up);
-		if (execute(&b, false) != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "could not update documents");
-		modified = matched = SPI_processed;
-		notify_rows(c, replace ? "replace" : "update", 1);
+		bool		isnull;
+
+		matched = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			(void) SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+			if (!isnull)
+				modified++;
+		}
+		notify_rows(c, replace ? "replace" : "update", 2);
 		Ku9MetricAdd(KU9_M_DOCS_UPDATED, c->name, modified);
-		if (matched < nids)
-		{
-			Ku9SqlBuilder cb;
-
-			/* FOR UPDATE: only the documents the caller may change count */
-			builder_init(&cb);
-			appendStringInfo(cb.sql, "SELECT 1 FROM %s", c->table);
-			where_filter(&cb, c, filter);
-			appendStringInfoString(cb.sql, " FOR UPDATE");
-			if (execute(&cb, false) != SPI_OK_SELECT)
-				elog(ERROR, "could not count documents");
-			matched = SPI_processed;
-		}
-	}
-	else
-	{
-		appendStringInfo(b.sql, "WITH m AS (SELECT _id AS row, doc AS old, %s(doc, %s) AS new FROM %s",
-						 fn, up, c->table);
-		where_filter(&b, c, filter);
-		if (o.has_version)
-			appendStringInfo(b.sql, " AND version = %s", Ku9SqlParam(&b, Int64GetDatum(o.version), "int8"));
-		appendStringInfo(b.sql, "%s FOR UPDATE), "
-						 "u AS (UPDATE %s t SET doc = m.new, version = t.version + 1, updated_at = now() "
-						 "FROM m WHERE t._id = m.row AND ku9_docs.changed(m.old, m.new) "
-						 "RETURNING t._id, t.owner, t.version) "
-						 "SELECT (SELECT count(*) FROM m), u._id, u.owner, u.version "
-						 "FROM (SELECT 1) one LEFT JOIN u ON true",
-						 many ? "" : " LIMIT 1", c->table);
-		if (execute(&b, false) != SPI_OK_SELECT)
-			elog(ERROR, "could not update documents");
-		if (SPI_processed > 0)
-		{
-			bool		isnull;
-
-			matched = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				(void) SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
-				if (!isnull)
-					modified++;
-			}
-			notify_rows(c, replace ? "replace" : "update", 2);
-			Ku9MetricAdd(KU9_M_DOCS_UPDATED, c->name, modified);
-		}
 	}
 	if (matched == 0 && o.has_version)
 		check_version_conflict(c, filter, &o);

@@ -1144,24 +1144,6 @@ Ku9FilterCompile(const Ku9Filter *f, Ku9SqlBuilder *b, const Ku9IndexInfo *index
 }
 
 /*
- * Ku9FilterIdOnly says whether f is exactly one _id condition that the
- * primary key answers ({_id: v} or {_id: {$in: [...]}}), with its number of
- * values in *nids.
- */
-bool
-Ku9FilterIdOnly(const Ku9Filter *f, int *nids)
-{
-	List	   *conjuncts = NIL;
-	List	   *ids;
-
-	collect_conjuncts(f, &conjuncts);
-	if (list_length(conjuncts) != 1 || !id_values(linitial(conjuncts), &ids))
-		return false;
-	*nids = list_length(ids);
-	return true;
-}
-
-/*
  * Ku9FilterHasRangeOn says whether one of f's conjuncts is a comparison on
  * path (one that Ku9IndexCondition turns into a B-tree range).
  */

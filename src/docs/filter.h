@@ -53,7 +53,6 @@ extern bool Ku9IndexCondition(const Ku9Filter *f, Ku9SqlBuilder *b, const Ku9Ind
 extern bool Ku9FilterCompile(const Ku9Filter *f, Ku9SqlBuilder *b, const Ku9IndexInfo *indexes);
 extern bool Ku9FilterRange(const Ku9Filter *f, const Ku9DocPath **path, const char **op,
 						   const JsonbValue **value);
-extern bool Ku9FilterIdOnly(const Ku9Filter *f, int *nids);
 extern bool Ku9FilterHasRangeOn(const Ku9Filter *f, const char *path);
 extern void Ku9FilterSeed(const Ku9Filter *f, Ku9SeedFn fn, void *arg);
 
