@@ -18,6 +18,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -143,6 +144,24 @@ Ku9CheckName(const char *name, const char *kind, int max)
 				errmsg("invalid %s name \"%s\"", kind, name),
 				errdetail("A %s name is 1 to %d characters: lower-case letters, digits and underscores, starting with a letter.",
 						  kind, max));
+}
+
+/*
+ * Ku9ArgName returns argument argno, the name of an object of a kind,
+ * after Ku9CheckName; NULL is an error (22004).
+ */
+char *
+Ku9ArgName(FunctionCallInfo fcinfo, int argno, const char *kind, int max)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("%s name must not be null", kind));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	Ku9CheckName(name, kind, max);
+	return name;
 }
 
 /*

@@ -31,6 +31,7 @@ extern void Ku9BecomeUser(Oid owner, Ku9SavedUser *saved);
 extern void Ku9RestoreUser(Ku9SavedUser *saved);
 
 extern void Ku9CheckName(const char *name, const char *kind, int max);
+extern char *Ku9ArgName(FunctionCallInfo fcinfo, int argno, const char *kind, int max);
 extern void Ku9RequireService(const char *action, const char *hint);
 extern int	Ku9RestrictSearchPath(void);
 extern void Ku9SpiConnect(void);

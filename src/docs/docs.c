@@ -104,15 +104,7 @@ static Oid	sort_key_oid = InvalidOid;
 static char *
 arg_name(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *name;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("collection name must not be null"));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	Ku9CheckName(name, "collection", KU9_COLLECTION_NAME_MAX);
-	return name;
+	return Ku9ArgName(fcinfo, argno, "collection", KU9_COLLECTION_NAME_MAX);
 }
 
 /* arg_object returns argument argno, an object (NULL: dflt) */

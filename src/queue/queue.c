@@ -308,15 +308,7 @@ note_send(Ku9Queue *q)
 static char *
 arg_queue_name(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *name;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("queue name must not be null"));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	Ku9CheckName(name, "queue", KU9_QUEUE_NAME_MAX);
-	return name;
+	return Ku9ArgName(fcinfo, argno, "queue", KU9_QUEUE_NAME_MAX);
 }
 
 static void
