@@ -132,7 +132,7 @@ SELECT ku9.send('qa', '{"n": "from service"}') > 0 AS sent_to_qa;
 SELECT payload FROM ku9.read('qa_svc', 1, 60);
 SELECT ku9.ack('qa_svc', ARRAY[:s1]) AS acked;
 SELECT depth, archived FROM ku9.queue_stats('qa_svc');
-SELECT name FROM ku9.list_queues() WHERE name <> 'ku9_mail';
+SELECT name FROM ku9.list_queues() WHERE name NOT IN ('ku9_mail', 'ku9_push');
 SELECT ku9.grant_queue('qa_svc', 'regress_ku9_q_app', 'read');
 SELECT ku9.revoke_queue('qa_svc', 'regress_ku9_q_app', 'read');
 SELECT ku9.send('qa_svc', '{"s": 2}') > 0 AS sent;
@@ -173,7 +173,7 @@ SELECT ku9.grant_queue('qa_plain', 'regress_ku9_q_plain', 'send');
 SELECT ku9.revoke_queue('qa_plain', 'regress_ku9_q_plain', 'send');
 DROP ROLE regress_ku9_q_plain;
 
-SELECT ku9.drop_queue(name) FROM ku9.list_queues() WHERE name <> 'ku9_mail';
+SELECT ku9.drop_queue(name) FROM ku9.list_queues() WHERE name NOT IN ('ku9_mail', 'ku9_push');
 DROP ROLE regress_ku9_q_app;
 DROP ROLE regress_ku9_q_svc;
 DROP ROLE "regress_ku9 Odd ""Role""";

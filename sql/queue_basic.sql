@@ -6,14 +6,14 @@ CREATE EXTENSION IF NOT EXISTS ku9 CASCADE;
 SELECT ku9.create_queue('qb');
 SELECT name, vt, max_attempts, backoff_base, backoff_max, archive, retention, max_payload,
        created_at <= now() AS created_before_now
-FROM ku9.list_queues() WHERE name <> 'ku9_mail';
+FROM ku9.list_queues() WHERE name NOT IN ('ku9_mail', 'ku9_push');
 SELECT tablename, tableowner = (SELECT relowner::regrole::name FROM pg_class WHERE oid = 'ku9.queues'::regclass) AS owned_by_registry_owner
-FROM pg_tables WHERE schemaname = 'ku9_queue' AND tablename NOT LIKE '%ku9\_mail' ORDER BY 1;
+FROM pg_tables WHERE schemaname = 'ku9_queue' AND tablename !~ 'ku9_(mail|push)' ORDER BY 1;
 -- the per-queue tables are not extension members
 SELECT count(*) AS member_tables FROM pg_depend d
 WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ku9')
   AND d.classid = 'pg_class'::regclass
-  AND d.objid IN (SELECT oid FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace AND relname NOT LIKE '%ku9\_mail%');
+  AND d.objid IN (SELECT oid FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace AND relname !~ 'ku9_(mail|push)');
 -- a second create of the same name is refused
 SELECT pg_temp.sqlerr($$SELECT ku9.create_queue('qb')$$);
 SELECT count(*) AS queues FROM ku9.queues;
@@ -152,7 +152,7 @@ SELECT ku9.send('qb_stats', '{"m": "f"}') > :e AS new_id;
 SELECT payload FROM ku9.read('qb_stats', 5, 0);
 
 -- list_queues lists every queue by name
-SELECT name, archive, max_attempts FROM ku9.list_queues() WHERE name <> 'ku9_mail';
+SELECT name, archive, max_attempts FROM ku9.list_queues() WHERE name NOT IN ('ku9_mail', 'ku9_push');
 
 -- a name that looks like another queue's index or sequence is a queue like any other
 SELECT pg_temp.sqlerr($$SELECT ku9.create_queue('qb_dequeue')$$);
@@ -170,8 +170,8 @@ SELECT ku9.drop_queue('qb') AS dropped_again;
 SELECT ku9.drop_queue('qb_never') AS never_existed;
 SELECT pg_temp.sqlerr($$SELECT ku9.send('qb', '{}')$$);
 SELECT ku9.drop_queue('qb_stats') AS dropped;
-SELECT count(*) AS queues FROM ku9.list_queues() WHERE name <> 'ku9_mail';
-SELECT count(*) AS tables FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace AND relname NOT LIKE '%ku9\_mail%';
+SELECT count(*) AS queues FROM ku9.list_queues() WHERE name NOT IN ('ku9_mail', 'ku9_push');
+SELECT count(*) AS tables FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace AND relname !~ 'ku9_(mail|push)';
 
 -- a queue re-created under a dropped one's name starts empty, with its new options
 SELECT ku9.create_queue('qb', '{"max_payload": 64}');

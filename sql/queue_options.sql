@@ -24,7 +24,7 @@ SELECT ku9.create_queue('qo_edges', '{"vt": 0, "max_attempts": 1, "backoff_base"
                                       "archive": false, "retention": "0", "max_payload": 1}');
 SELECT ku9.create_queue('qo_vt_max', '{"vt": 43200, "backoff_base": 2, "backoff_max": 2}');
 SELECT name, vt, max_attempts, backoff_base, backoff_max, archive, retention, max_payload
-FROM ku9.list_queues() WHERE name <> 'ku9_mail';
+FROM ku9.list_queues() WHERE name NOT IN ('ku9_mail', 'ku9_push');
 -- the registry keeps the same values
 SELECT name, vt, max_attempts, backoff_base, backoff_max, archive, retention, max_payload
 FROM ku9.queues WHERE name = 'qo_all';
@@ -223,7 +223,7 @@ SELECT ku9.send('qo_defaults', jsonb_build_object('s', repeat('x', 1000000))) > 
 SELECT pg_temp.sqlerr(format('SELECT ku9.send(%L, %L)', 'qo_defaults', jsonb_build_object('s', repeat('x', 1048576))));
 SELECT count(*) AS big_stored FROM ku9_queue.q_qo_defaults WHERE octet_length(payload ->> 's') = 1048576;
 
-SELECT ku9.drop_queue(name) FROM ku9.list_queues() WHERE name <> 'ku9_mail';
-SELECT count(*) AS tables_left FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace AND relname NOT LIKE '%ku9\_mail%';
+SELECT ku9.drop_queue(name) FROM ku9.list_queues() WHERE name NOT IN ('ku9_mail', 'ku9_push');
+SELECT count(*) AS tables_left FROM pg_class WHERE relnamespace = 'ku9_queue'::regnamespace AND relname !~ 'ku9_(mail|push)';
 
 DROP EXTENSION ku9;

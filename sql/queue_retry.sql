@@ -142,5 +142,5 @@ SELECT attempts, payload FROM ku9.pop('qr_pop');
 SELECT msg_id = :pid AS is_pid, attempts FROM ku9_queue.d_qr_pop;
 SELECT count(*) AS in_queue FROM ku9_queue.q_qr_pop;
 
-SELECT ku9.drop_queue(name) FROM ku9.list_queues() WHERE name <> 'ku9_mail';
+SELECT ku9.drop_queue(name) FROM ku9.list_queues() WHERE name NOT IN ('ku9_mail', 'ku9_push');
 DROP EXTENSION ku9;

@@ -45,6 +45,13 @@
 #define KU9_NORETURN
 #endif
 
+/* object_aclcheck replaces the per-kind aclcheck functions in 16 */
+#if PG_VERSION_NUM < 160000
+#define Ku9ProcAclCheck(fn, role, mode) pg_proc_aclcheck((fn), (role), (mode))
+#else
+#define Ku9ProcAclCheck(fn, role, mode) object_aclcheck(ProcedureRelationId, (fn), (role), (mode))
+#endif
+
 /* wait events: custom ones (WaitEventExtensionNew) arrive in 17 */
 #define KU9_WAIT_EVENT_EXTENSION PG_WAIT_EXTENSION
 

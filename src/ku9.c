@@ -36,6 +36,7 @@
 #include "metrics/metrics.h"
 #include "auth/throttle.h"
 #include "queue/queue.h"
+#include "worker/worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -53,6 +54,14 @@ int			ku9_http_port = 3000;
 int			ku9_metrics_max_series = 2048;
 int			ku9_queue_max_wait = 60000;
 int			ku9_auth_throttle_slots = 4096;
+int			ku9_workers = 2;
+int			ku9_maintenance_interval = 60;
+int			ku9_push_batch_size = 500;
+
+/* read by the notify and worker modules' SQL through current_setting() */
+static int	notification_max_payload = 65536;
+static int	notification_retention = 30 * 86400;
+static int	session_retention = 7 * 86400;
 
 /* read by the auth module's SQL through current_setting() */
 static int	bcrypt_cost = 10;
@@ -208,8 +217,40 @@ Ku9DefineGucs(bool preloading)
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("ku9.notification_max_payload",
+							gettext_noop("Largest payload of a notification."),
+							gettext_noop("Larger ones fail with SQLSTATE 54000."),
+							&notification_max_payload, 65536, 128, 16 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.notification_retention",
+							gettext_noop("How long notifications are kept, unless their topic says otherwise."),
+							gettext_noop("ku9.run_maintenance deletes older ones."),
+							&notification_retention, 30 * 86400, 60, 3650 * 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.session_retention",
+							gettext_noop("How long ended sessions are kept before ku9.run_maintenance deletes them with their refresh tokens."),
+							NULL,
+							&session_retention, 7 * 86400, 0, 3650 * 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
 	if (!preloading)
 		return;
+
+	DefineCustomIntVariable("ku9.workers",
+							gettext_noop("Background workers that run queue handlers, fan-out and maintenance."),
+							gettext_noop("They run in the database ku9.database; 0 starts none."),
+							&ku9_workers, 2, 0, KU9_MAX_WORKERS,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.maintenance_interval",
+							gettext_noop("How often a background worker runs ku9.run_maintenance; 0 never."),
+							NULL,
+							&ku9_maintenance_interval, 60, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.push_batch_size",
+							gettext_noop("Devices per message of the queue ku9_push, and users per realtime fan-out batch."),
+							NULL,
+							&ku9_push_batch_size, 500, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("ku9.database",
 							   gettext_noop("Database in which ku9's background workers run."),
@@ -269,6 +310,7 @@ ku9_shmem_request(void)
 	RequestAddinShmemSpace(Ku9MetricsShmemSize());
 	RequestAddinShmemSpace(Ku9QueueShmemSize());
 	RequestAddinShmemSpace(Ku9ThrottleShmemSize());
+	RequestAddinShmemSpace(Ku9WorkerShmemSize());
 	RequestNamedLWLockTranche("ku9", KU9_LWLOCK_COUNT);
 }
 
@@ -284,6 +326,7 @@ ku9_shmem_startup(void)
 	Ku9MetricsShmemInit();
 	Ku9QueueShmemInit();
 	Ku9ThrottleShmemInit();
+	Ku9WorkerShmemInit();
 }
 
 /*
@@ -304,4 +347,6 @@ _PG_init(void)
 	shmem_request_hook = ku9_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = ku9_shmem_startup;
+
+	Ku9RegisterLauncher();
 }

@@ -33,6 +33,9 @@ extern PGDLLIMPORT int ku9_http_port;
 extern PGDLLIMPORT int ku9_metrics_max_series;
 extern PGDLLIMPORT int ku9_queue_max_wait;
 extern PGDLLIMPORT int ku9_auth_throttle_slots;
+extern PGDLLIMPORT int ku9_workers;
+extern PGDLLIMPORT int ku9_maintenance_interval;
+extern PGDLLIMPORT int ku9_push_batch_size;
 
 /* true in every process when ku9 was loaded by shared_preload_libraries */
 extern PGDLLIMPORT bool ku9_preloaded;

@@ -88,3 +88,43 @@ KU9_METRIC(KU9_M_QUEUE_WAITS, "ku9_queue_waits_total", COUNTER, DATABASE,
 KU9_METRIC(KU9_M_QUEUE_WAKEUPS, "ku9_queue_wakeups_total", COUNTER, DATABASE,
 		   "queue", KU9_NO_BUCKETS,
 		   "Sleeping ku9.read calls woken by a committed send that then got messages.")
+
+/* notify: counted when the call or the fan-out batch runs */
+KU9_METRIC(KU9_M_NOTIFY_PUBLISHED, "ku9_notify_published_total", COUNTER, DATABASE,
+		   "topic", KU9_NO_BUCKETS,
+		   "Topic messages stored by ku9.publish.")
+KU9_METRIC(KU9_M_NOTIFY_DIRECT, "ku9_notify_direct_total", COUNTER, DATABASE,
+		   NULL, KU9_NO_BUCKETS,
+		   "Direct notifications stored by ku9.notify_user.")
+KU9_METRIC(KU9_M_NOTIFY_DELIVERED, "ku9_notify_delivered_total", COUNTER, DATABASE,
+		   "via", KU9_NO_BUCKETS,
+		   "Notifications handed to users: \"inbox\" (rows returned by ku9.inbox), \"realtime\" (NOTIFYs on users' channels by the fan-out).")
+KU9_METRIC(KU9_M_PUSH_JOBS, "ku9_push_jobs_total", COUNTER, DATABASE,
+		   NULL, KU9_NO_BUCKETS,
+		   "Messages put into the queue ku9_push by the push fan-out (one per batch of devices).")
+KU9_METRIC(KU9_M_PUSH_DEVICES, "ku9_push_devices_total", COUNTER, DATABASE,
+		   NULL, KU9_NO_BUCKETS,
+		   "Devices in the messages put into ku9_push.")
+
+/* worker */
+KU9_METRIC(KU9_M_HANDLER_OK, "ku9_handler_succeeded_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Queue messages whose handler returned, and that were acknowledged.")
+KU9_METRIC(KU9_M_HANDLER_FAILED, "ku9_handler_failed_total", COUNTER, DATABASE,
+		   "queue", KU9_NO_BUCKETS,
+		   "Queue messages whose handler raised an error, recorded with ku9.fail.")
+KU9_METRIC(KU9_M_WORKER_STARTS, "ku9_worker_starts_total", COUNTER, CLUSTER,
+		   NULL, KU9_NO_BUCKETS,
+		   "Background workers started by the ku9 launcher.")
+KU9_METRIC(KU9_M_WORKER_RESTARTS, "ku9_worker_restarts_total", COUNTER, CLUSTER,
+		   NULL, KU9_NO_BUCKETS,
+		   "Background workers the ku9 launcher started again after they exited.")
+KU9_METRIC(KU9_M_WORKERS_RUNNING, "ku9_workers_running", GAUGE, CLUSTER,
+		   NULL, KU9_NO_BUCKETS,
+		   "ku9 background workers running, as last seen by the launcher.")
+KU9_METRIC(KU9_M_MAINTENANCE_RUNS, "ku9_maintenance_runs_total", COUNTER, DATABASE,
+		   NULL, KU9_NO_BUCKETS,
+		   "Runs of ku9.run_maintenance.")
+KU9_METRIC(KU9_M_MAINTENANCE_DELETED, "ku9_maintenance_deleted_total", COUNTER, DATABASE,
+		   "what", KU9_NO_BUCKETS,
+		   "Rows deleted by ku9.run_maintenance, by kind.")

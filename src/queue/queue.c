@@ -232,11 +232,14 @@ wake_waiters(List *qids)
 	foreach(lc, qids)
 	{
 		uint64		key = wait_key(lfirst_int(lc));
+		uint64		any = wait_key(KU9_WAIT_ANY_QUEUE);
 
 		pg_memory_barrier();
 		for (int i = 0; i < wait_nslots; i++)
 		{
-			if (pg_atomic_read_u64(&wait_slots[i].key) == key)
+			uint64		waited = pg_atomic_read_u64(&wait_slots[i].key);
+
+			if (waited == key || waited == any)
 			{
 				pg_atomic_write_u32(&wait_slots[i].woken, 1);
 				SetLatch(&ProcGlobal->allProcs[i].procLatch);
@@ -298,6 +301,41 @@ note_send(Ku9Queue *q)
 	snprintf(channel, sizeof(channel), "ku9_queue_%s", q->name);
 	Async_Notify(channel, q->name);
 	remember_qid(&pending_wakeups, q->qid);
+}
+
+/*
+ * Ku9QueueWaitAny makes this backend's latch be set by every commit that
+ * makes a message of any queue of this database visible, and by
+ * Ku9QueueWakeWorkersAtCommit; the background workers wait so.  It stays
+ * in force until the process exits.  False without preloading.
+ */
+bool
+Ku9QueueWaitAny(void)
+{
+	if (wait_slots == NULL || MyProc == NULL)
+		return false;
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(clear_wait_slot, (Datum) 0);
+		exit_callback_registered = true;
+	}
+	pg_atomic_write_u64(&wait_slots[MyProc->pgprocno].key, wait_key(KU9_WAIT_ANY_QUEUE));
+	pg_memory_barrier();
+	return true;
+}
+
+/*
+ * Ku9QueueWakeWorkersAtCommit wakes, when this transaction commits, the
+ * backends in Ku9QueueWaitAny (work other than a queue message is waiting
+ * for them).  False without preloading: no one would be woken.
+ */
+bool
+Ku9QueueWakeWorkersAtCommit(void)
+{
+	if (wait_slots == NULL)
+		return false;
+	remember_qid(&pending_wakeups, KU9_WAIT_ANY_QUEUE);
+	return true;
 }
 
 /* ------------------------------------------------------------------------
