@@ -24,6 +24,8 @@ port=$(free_port $((59000 + RANDOM % 1000)))
 conf=$(mktemp)
 cat test/ku9.conf >"$conf"
 echo "shared_buffers = '1GB'" >>"$conf"
+# ku9's background workers (queue handlers, fan-out) run in the bench database
+echo "ku9.database = 'ku9_bench'" >>"$conf"
 cluster_init "$work/pg" "$port" "$conf"
 rm -f "$conf"
 trap 'cluster_stop "$work/pg"; rm -rf "$work"' EXIT

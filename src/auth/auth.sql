@@ -135,7 +135,7 @@ CREATE FUNCTION ku9._seconds(setting text) RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT extract(epoch FROM current_setting(setting)::interval)::integer
+    SELECT extract(epoch FROM ku9._setting(setting)::interval)::integer
 $$;
 COMMENT ON FUNCTION ku9._seconds(text) IS 'a time setting in seconds, for ku9''s own use';
 
@@ -148,7 +148,7 @@ CREATE FUNCTION ku9._count_failure(key text, limit_setting text) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT ku9._throttle_failure(key, current_setting(limit_setting)::integer,
+    SELECT ku9._throttle_failure(key, ku9._setting(limit_setting)::integer,
                                  ku9._seconds('ku9.auth_failure_window'), ku9._seconds('ku9.auth_lockout'))
 $$;
 COMMENT ON FUNCTION ku9._count_failure(text, text) IS 'count a throttled failure, for ku9''s own use';
@@ -195,10 +195,10 @@ BEGIN
     IF password IS NULL THEN
         RAISE EXCEPTION 'password must not be null' USING ERRCODE = '22004';
     END IF;
-    IF length(password) < current_setting('ku9.password_min_length')::int THEN
+    IF length(password) < ku9._setting('ku9.password_min_length')::int THEN
         RAISE EXCEPTION 'password is too short'
             USING ERRCODE = '22023',
-                  DETAIL = format('A password has at least %s characters.', current_setting('ku9.password_min_length'));
+                  DETAIL = format('A password has at least %s characters.', ku9._setting('ku9.password_min_length'));
     END IF;
     IF octet_length(password) > 72 THEN
         RAISE EXCEPTION 'password is too long'
@@ -245,11 +245,11 @@ BEGIN
         'sub', u.id, 'role', u.role, 'iat', now_s, 'exp', exp_s,
         'session_id', session_id, 'email', u.email,
         'app_metadata', u.app_metadata, 'user_metadata', u.user_metadata);
-    IF current_setting('ku9.jwt_aud') <> '' THEN
-        claims := claims || jsonb_build_object('aud', current_setting('ku9.jwt_aud'));
+    IF ku9._setting('ku9.jwt_aud') <> '' THEN
+        claims := claims || jsonb_build_object('aud', ku9._setting('ku9.jwt_aud'));
     END IF;
-    IF current_setting('ku9.jwt_iss') <> '' THEN
-        claims := claims || jsonb_build_object('iss', current_setting('ku9.jwt_iss'));
+    IF ku9._setting('ku9.jwt_iss') <> '' THEN
+        claims := claims || jsonb_build_object('iss', ku9._setting('ku9.jwt_iss'));
     END IF;
     RETURN jsonb_build_object(
         'access_token', ku9.jwt_sign(claims),
@@ -307,15 +307,15 @@ BEGIN
             DETAIL = 'User metadata has at most 16384 bytes; it is copied into every token.';
     END IF;
     INSERT INTO ku9.users (email, encrypted_password, user_metadata, email_confirmed_at)
-    VALUES (email, ku9._crypt(password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int)),
+    VALUES (email, ku9._crypt(password, ku9._gen_salt(ku9._setting('ku9.bcrypt_cost')::int)),
             metadata,
-            CASE WHEN current_setting('ku9.auth_confirm_email')::boolean THEN NULL ELSE now() END)
+            CASE WHEN ku9._setting('ku9.auth_confirm_email')::boolean THEN NULL ELSE now() END)
     ON CONFLICT ((lower(users.email))) DO NOTHING
     RETURNING id INTO new_id;
     IF new_id IS NULL THEN
         RAISE EXCEPTION 'a user with this email already exists' USING ERRCODE = '23505';
     END IF;
-    IF current_setting('ku9.auth_confirm_email')::boolean THEN
+    IF ku9._setting('ku9.auth_confirm_email')::boolean THEN
         PERFORM ku9._mail_token(u, 'email_confirmation') FROM ku9.users u WHERE u.id = new_id;
     END IF;
     RETURN new_id;
@@ -343,7 +343,7 @@ BEGIN
     -- without a user, hash anyway, so that the time tells nothing
     ok := ku9._password_matches(password,
               coalesce(u.encrypted_password,
-                       '$2a$' || lpad(current_setting('ku9.bcrypt_cost'), 2, '0') || '$' || repeat('.', 53)))
+                       '$2a$' || lpad(ku9._setting('ku9.bcrypt_cost'), 2, '0') || '$' || repeat('.', 53)))
           AND u.id IS NOT NULL;
     IF NOT ok THEN
         PERFORM ku9._count_failure(email_key, 'ku9.auth_max_failures');
@@ -355,7 +355,7 @@ BEGIN
         RAISE EXCEPTION 'user is banned' USING ERRCODE = '28000',
             DETAIL = format('The ban ends at %s.', u.banned_until);
     END IF;
-    IF u.email_confirmed_at IS NULL AND current_setting('ku9.auth_confirm_email')::boolean THEN
+    IF u.email_confirmed_at IS NULL AND ku9._setting('ku9.auth_confirm_email')::boolean THEN
         RAISE EXCEPTION 'email not confirmed' USING ERRCODE = '28000',
             HINT = 'Follow the link in the confirmation email first.';
     END IF;
@@ -580,7 +580,7 @@ BEGIN
     END IF;
     PERFORM ku9._check_password(new_password);
     UPDATE ku9.users
-    SET encrypted_password = ku9._crypt(new_password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int)),
+    SET encrypted_password = ku9._crypt(new_password, ku9._gen_salt(ku9._setting('ku9.bcrypt_cost')::int)),
         updated_at = now()
     WHERE id = u.id;
     -- other sessions may belong to whoever knew the old password
@@ -642,7 +642,7 @@ BEGIN
     PERFORM ku9._check_password(new_password);
     u := ku9._use_token(token, 'password_reset');
     UPDATE ku9.users
-    SET encrypted_password = ku9._crypt(new_password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int)),
+    SET encrypted_password = ku9._crypt(new_password, ku9._gen_salt(ku9._setting('ku9.bcrypt_cost')::int)),
         -- the mail reached its owner: the address is confirmed too
         email_confirmed_at = coalesce(email_confirmed_at, now()),
         updated_at = now()
@@ -730,7 +730,7 @@ BEGIN
         RAISE EXCEPTION 'give a password or a password_hash, not both' USING ERRCODE = '22023';
     ELSIF password IS NOT NULL THEN
         PERFORM ku9._check_password(password);
-        hash := ku9._crypt(password, ku9._gen_salt(current_setting('ku9.bcrypt_cost')::int));
+        hash := ku9._crypt(password, ku9._gen_salt(ku9._setting('ku9.bcrypt_cost')::int));
     ELSIF password_hash IS NOT NULL THEN
         IF password_hash !~ '^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$' THEN
             RAISE EXCEPTION 'password_hash is not a bcrypt hash' USING ERRCODE = '22023',

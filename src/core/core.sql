@@ -59,3 +59,10 @@ COMMENT ON FUNCTION ku9.role() IS
 REVOKE ALL ON FUNCTION ku9.claims(), ku9.uid(), ku9.role() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ku9.claims(), ku9.uid(), ku9.role()
     TO ku9_anon, ku9_user, ku9_service;
+
+CREATE FUNCTION ku9._setting(name text) RETURNS text
+    AS 'MODULE_PATHNAME', 'ku9_setting'
+    LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION ku9._setting(text) IS
+    'current_setting() that first loads ku9, so its settings exist without preloading; for ku9''s own use';
+REVOKE ALL ON FUNCTION ku9._setting(text) FROM PUBLIC;

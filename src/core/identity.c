@@ -51,6 +51,7 @@ typedef struct ClaimsCache
 static MemoryContext claims_cxt = NULL;
 static ClaimsCache cache;
 
+PG_FUNCTION_INFO_V1(ku9_setting);
 PG_FUNCTION_INFO_V1(ku9_claims);
 PG_FUNCTION_INFO_V1(ku9_uid);
 PG_FUNCTION_INFO_V1(ku9_role);
@@ -237,4 +238,15 @@ ku9_role(PG_FUNCTION_ARGS)
 	if (cache.role == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(cache.role));
+}
+
+/*
+ * ku9_setting is current_setting() for ku9's SQL: being in ku9.so, calling
+ * it loads the library, whose _PG_init defines the ku9.* settings, so a
+ * fresh session of a server that does not preload ku9 finds them.
+ */
+Datum
+ku9_setting(PG_FUNCTION_ARGS)
+{
+	return show_config_by_name(fcinfo);
 }

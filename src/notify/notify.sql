@@ -174,7 +174,7 @@ CREATE FUNCTION ku9._check_payload(payload jsonb) RETURNS void
 AS $$
 #variable_conflict use_column
 DECLARE
-    lim bigint := pg_size_bytes(current_setting('ku9.notification_max_payload'));
+    lim bigint := pg_size_bytes(ku9._setting('ku9.notification_max_payload'));
     size integer;
 BEGIN
     IF payload IS NULL THEN

@@ -74,6 +74,41 @@ like($err, qr/unrecognized configuration parameter "ku9.metrics_max_series"/,
 is($node->safe_psql('postgres', 'SELECT ku9.role(); SHOW ku9.jwt_exp'),
 	"\n1h", 'the session settings are defined once ku9 is loaded');
 
+# workers: none run; setting a handler and publishing say so, and the
+# functions themselves work (the fan-out can be run by hand)
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'ku9%'"),
+	'0', 'no ku9 background worker runs');
+$node->safe_psql(
+	'postgres', q{
+CREATE ROLE app_worker;
+CREATE FUNCTION public.handle(m ku9.message) RETURNS void LANGUAGE sql AS 'SELECT';
+SELECT ku9.create_queue('jobs');
+});
+($ret, $out, $err) = $node->psql('postgres',
+	q{SELECT ku9.set_queue_handler('jobs', 'public.handle(ku9.message)', '{"role": "app_worker"}')});
+is($ret, 0, 'set_queue_handler works without preloading');
+like($err, qr/NOTICE:  no ku9 worker will run this handler because ku9 is not preloaded/,
+	'and says that no worker will run the handler');
+is($node->safe_psql('postgres', 'SELECT handler FROM ku9.queue_handlers'),
+	'public.handle(ku9.message)', 'the handler is recorded for when ku9 is preloaded');
+($ret, $out, $err) = $node->psql(
+	'postgres', q{
+SELECT ku9.create_topic('news');
+SELECT ku9.subscribe('news', ku9.admin_create_user('a@example.com'));
+SELECT ku9.publish('news', '{"n": 1}', true);
+});
+is($ret, 0, 'publish works without preloading');
+like($err, qr/NOTICE:  no ku9 worker will fan this message out because ku9 is not preloaded/,
+	'and says that no worker will fan it out');
+is($node->safe_psql('postgres', 'SELECT ku9.fanout_step(), ku9.fanout_step(), ku9.fanout_step()'),
+	'1|0|0', 'ku9.fanout_step does the fan-out by hand (no device to push to, one user to tell)');
+is($node->safe_psql('postgres', "SELECT (ku9.run_maintenance() ? 'sessions')::text"),
+	'true', 'ku9.run_maintenance works without preloading, in a new session');
+is( $node->safe_psql(
+		'postgres', "SELECT ku9.admin_create_user('b\@example.com', 'a long password') IS NOT NULL"),
+	't', 'so do the auth functions that read ku9 settings first thing');
+
 $node->stop;
 unlike(
 	slurp_file($node->logfile),
