@@ -15,7 +15,7 @@ MODULE_big = ku9
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 
 # module SQL, in the order of DESIGN.md; each file may use what comes before
-SQL_MODULES = core metrics queue auth docs notify worker
+SQL_MODULES = core metrics queue auth docs notify worker http
 SQL_SOURCES = $(foreach m,$(SQL_MODULES),src/$(m)/$(m).sql)
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql

@@ -78,6 +78,8 @@ SELECT ku9.subscribe('brief', id) FROM u WHERE n = 1;
 SELECT ku9.publish('brief', '{"b": "old"}') AS b_old \gset
 SELECT ku9.publish('brief', '{"b": "new"}') AS b_new \gset
 SELECT ku9.unsubscribe('brief', id) FROM u WHERE n = 1;
+-- windows closed two days ago: past the day maintenance waits for late publishes
+UPDATE ku9.subscriptions SET unsubscribed_at = now() - interval '2 days' WHERE until_id IS NOT NULL;
 UPDATE ku9.notifications SET created_at = now() - interval '2 hours' WHERE id = :b_old;
 UPDATE ku9.notifications SET created_at = now() - interval '40 days' WHERE id = :m;
 UPDATE ku9.notifications SET created_at = now() - interval '10 days' WHERE id = :d;

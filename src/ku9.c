@@ -63,6 +63,11 @@ static int	notification_max_payload = 65536;
 static int	notification_retention = 30 * 86400;
 static int	session_retention = 7 * 86400;
 
+/* read by the http module's SQL (ku9_api.pre_request) */
+static int	rate_limit_per_user = 600;
+static int	rate_limit_per_address = 1200;
+static int	rate_limit_window = 60;
+
 /* read by the auth module's SQL through current_setting() */
 static int	bcrypt_cost = 10;
 static int	password_min_length = 8;
@@ -231,6 +236,22 @@ Ku9DefineGucs(bool preloading)
 							gettext_noop("How long ended sessions are kept before ku9.run_maintenance deletes them with their refresh tokens."),
 							NULL,
 							&session_retention, 7 * 86400, 0, 3650 * 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ku9.rate_limit_per_user",
+							gettext_noop("Requests one user may make through ku9_api.pre_request in ku9.rate_limit_window; 0 no limit."),
+							NULL,
+							&rate_limit_per_user, 600, 0, 100000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.rate_limit_per_address",
+							gettext_noop("Requests one client address may make through ku9_api.pre_request in ku9.rate_limit_window; 0 no limit."),
+							NULL,
+							&rate_limit_per_address, 1200, 0, 100000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.rate_limit_window",
+							gettext_noop("Window of the request rate limits, and how long a key over its limit is refused."),
+							NULL,
+							&rate_limit_window, 60, 1, 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	if (!preloading)

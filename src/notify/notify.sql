@@ -284,9 +284,20 @@ CREATE FUNCTION ku9._subscribe(topic text, user_id uuid, subscribe boolean, serv
 AS $$
 #variable_conflict use_column
 DECLARE
-    t ku9.topics := ku9._topic(topic);
+    t ku9.topics;
     uid uuid := user_id;
 BEGIN
+    -- to users, a topic they may not subscribe to and no topic look alike
+    SELECT * INTO t FROM ku9.topics WHERE name = topic;
+    IF NOT FOUND OR (NOT service AND subscribe AND NOT t.self_subscribe) THEN
+        IF service THEN
+            PERFORM ku9._topic(topic);
+        ELSIF NOT subscribe THEN
+            RETURN false;
+        END IF;
+        RAISE EXCEPTION 'permission denied to subscribe to topic "%"', topic USING ERRCODE = '42501',
+            HINT = 'Users subscribe themselves only to existing topics made with {"self_subscribe": true}; ku9_service subscribes anyone.';
+    END IF;
     IF uid IS NULL THEN
         IF service THEN
             RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22004';
@@ -297,10 +308,6 @@ BEGIN
         IF uid IS DISTINCT FROM ku9._me() THEN
             RAISE EXCEPTION 'permission denied to % another user', CASE WHEN subscribe THEN 'subscribe' ELSE 'unsubscribe' END
                 USING ERRCODE = '42501', HINT = 'Only members of ku9_service manage other users'' subscriptions.';
-        END IF;
-        IF subscribe AND NOT t.self_subscribe THEN
-            RAISE EXCEPTION 'permission denied to subscribe to topic "%"', topic USING ERRCODE = '42501',
-                HINT = 'Users subscribe themselves only to topics made with {"self_subscribe": true}; ku9_service subscribes anyone.';
         END IF;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM ku9.users u WHERE u.id = uid) THEN
@@ -621,28 +628,41 @@ BEGIN
         SELECT name INTO tname FROM ku9.topics WHERE id = n.topic_id;
 
         IF j.kind = 'push' THEN
-            -- the next devices of the recipients, in (user, device) order
-            SELECT count(*)::integer,
-                   jsonb_agg(jsonb_build_object('user_id', b.user_id, 'platform', b.platform, 'token', b.token)
-                             ORDER BY b.user_id, b.id),
-                   (array_agg(b.user_id ORDER BY b.user_id DESC, b.id DESC))[1],
-                   (array_agg(b.id ORDER BY b.user_id DESC, b.id DESC))[1]
-            INTO done, targets, last_user, last_device
-            FROM (SELECT d.user_id, d.id, d.platform, d.token
-                  FROM (SELECT n.user_id WHERE n.user_id IS NOT NULL
-                        UNION ALL
-                        (SELECT s.user_id FROM ku9.subscriptions s
-                         WHERE n.topic_id IS NOT NULL AND s.topic_id = n.topic_id
-                           AND s.user_id >= coalesce(j.after_user, nil)
-                           AND s.from_id < n.id AND (s.until_id IS NULL OR s.until_id > n.id)
-                         ORDER BY s.user_id)) u
-                  CROSS JOIN LATERAL (
-                      SELECT d.user_id, d.id, d.platform, d.token FROM ku9.devices d
-                      WHERE d.user_id = u.user_id
-                        AND (j.after_user IS NULL OR d.user_id > j.after_user OR d.id > j.after_device)
-                      ORDER BY d.id) d
-                  ORDER BY d.user_id, d.id
-                  LIMIT batch_size) b;
+            -- the next devices of the recipients, in (user, device) order:
+            -- subscribers are read in user order from the cursor, each
+            -- with their devices in id order, and the LIMIT stops the scan
+            -- (an incremental sort on the device id within each user)
+            IF n.user_id IS NOT NULL THEN
+                SELECT count(*)::integer,
+                       jsonb_agg(jsonb_build_object('user_id', b.user_id, 'platform', b.platform, 'token', b.token)
+                                 ORDER BY b.id),
+                       max(b.user_id::text)::uuid, max(b.id)
+                INTO done, targets, last_user, last_device
+                FROM (SELECT d.user_id, d.id, d.platform, d.token FROM ku9.devices d
+                      WHERE d.user_id = n.user_id AND d.id > j.after_device
+                      ORDER BY d.id LIMIT batch_size) b;
+            ELSE
+                SELECT count(*)::integer,
+                       jsonb_agg(jsonb_build_object('user_id', b.user_id, 'platform', b.platform, 'token', b.token)
+                                 ORDER BY b.k),
+                       (array_agg(b.user_id ORDER BY b.k DESC))[1],
+                       (array_agg(b.id ORDER BY b.k DESC))[1]
+                INTO done, targets, last_user, last_device
+                FROM (SELECT d.user_id, d.id, d.platform, d.token, row_number() OVER () AS k
+                      FROM (SELECT u.user_id, d.id, d.platform, d.token
+                            FROM (SELECT s.user_id FROM ku9.subscriptions s
+                                  WHERE s.topic_id = n.topic_id
+                                    AND s.user_id >= coalesce(j.after_user, nil)
+                                    AND s.from_id < n.id AND (s.until_id IS NULL OR s.until_id > n.id)
+                                  ORDER BY s.user_id) u
+                            CROSS JOIN LATERAL (
+                                SELECT d.id, d.platform, d.token FROM ku9.devices d
+                                WHERE d.user_id = u.user_id
+                                  AND (j.after_user IS NULL OR d.user_id > j.after_user OR d.id > j.after_device)
+                                ORDER BY d.id) d
+                            ORDER BY u.user_id, d.id
+                            LIMIT batch_size) d) b;
+            END IF;
             IF done > 0 THEN
                 PERFORM ku9.send('ku9_push', jsonb_build_object(
                     'notification_id', n.id, 'topic', tname, 'payload', n.payload, 'devices', targets));
@@ -661,7 +681,7 @@ BEGIN
                   LIMIT batch_size) s;
             done := coalesce(cardinality(users), 0);
             IF done > 0 THEN
-                PERFORM ku9._publish_event('ku9_user_' || u, n.id, tname) FROM unnest(users) AS u;
+                PERFORM ku9._publish_event('ku9_user_' || u, n.id, NULL) FROM unnest(users) AS u;
                 last_user := users[done];
                 last_device := 0;
                 PERFORM ku9._count('realtime', NULL, done);

@@ -1550,6 +1550,7 @@ ku9_read(PG_FUNCTION_ARGS)
 	else
 	{
 		Ku9WaitSlot *slot = &wait_slots[MyProc->pgprocno];
+		uint64		standing_key = pg_atomic_read_u64(&slot->key);
 
 		if (!exit_callback_registered)
 		{
@@ -1589,7 +1590,8 @@ ku9_read(PG_FUNCTION_ARGS)
 		}
 		PG_FINALLY();
 		{
-			pg_atomic_write_u64(&wait_slots[MyProc->pgprocno].key, 0);
+			/* a background worker's standing "any queue" wait goes on */
+			pg_atomic_write_u64(&wait_slots[MyProc->pgprocno].key, standing_key);
 		}
 		PG_END_TRY();
 	}

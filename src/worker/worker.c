@@ -48,9 +48,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -63,6 +67,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -78,6 +83,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -116,7 +122,7 @@ typedef struct Handler
 	char	   *handler;
 	char	   *run_as;
 	int			batch;
-	int			vt;				/* 0: the queue's */
+	int			vt;				/* the handler's, or its queue's */
 	Oid			fn;				/* InvalidOid: the function is gone */
 	Oid			role;			/* InvalidOid: the role is gone */
 } Handler;
@@ -195,14 +201,28 @@ start_worker(int index, uint32 generation)
  * ------------------------------------------------------------------------
  */
 
-/* database_exists looks name up in the shared catalog pg_database */
+/*
+ * database_exists looks name up in the shared catalog pg_database, by a
+ * heap scan as the autovacuum launcher does: without a database, the
+ * catalog's indexes cannot be opened before the relcache init file exists
+ * (after initdb, after a crash).
+ */
 static bool
 database_exists(const char *name)
 {
-	bool		found;
+	bool		found = false;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
 
 	StartTransactionCommand();
-	found = OidIsValid(get_database_oid(name, true));
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (!found && HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+		found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname), name) == 0;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	return found;
 }
@@ -383,7 +403,8 @@ load_handlers(bool *installed)
 	*installed = OidIsValid(get_extension_oid("ku9", true));
 	if (!*installed)
 		return NIL;
-	if (SPI_execute("SELECT h.queue, h.handler, h.run_as, h.batch, COALESCE(h.vt, 0), "
+	if (SPI_execute("SELECT h.queue, h.handler, h.run_as, h.batch, "
+					"  COALESCE(h.vt, (SELECT q.vt FROM ku9.queues q WHERE q.name OPERATOR(pg_catalog.=) h.queue), 30), "
 					"  COALESCE(pg_catalog.to_regprocedure(h.handler)::pg_catalog.oid, 0), "
 					"  COALESCE((SELECT r.oid FROM pg_catalog.pg_roles r "
 					"                       WHERE r.rolname OPERATOR(pg_catalog.=) h.run_as), 0) "
@@ -415,7 +436,7 @@ load_handlers(bool *installed)
  * returned, false with *error set when it raised.
  */
 static bool
-call_handler(Handler *h, Datum message, char **error)
+call_handler(Handler *h, Datum message, long timeout_ms, char **error)
 {
 	Oid			fn = h->fn;
 	Oid			role = h->role;
@@ -447,7 +468,8 @@ call_handler(Handler *h, Datum message, char **error)
 					errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					errmsg("handler role \"%s\" is a superuser; ku9 does not run handlers as one", h->run_as));
 		GetUserIdAndSecContext(&save_user, &save_sec);
-		SetUserIdAndSecContext(role, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		SetUserIdAndSecContext(role, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
 		nest = NewGUCNestLevel();
 		if (Ku9ProcAclCheck(fn, role, ACL_EXECUTE) != ACLCHECK_OK)
 			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(fn));
@@ -456,9 +478,12 @@ call_handler(Handler *h, Datum message, char **error)
 		InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
 		fcinfo->args[0].value = message;
 		fcinfo->args[0].isnull = false;
+		enable_timeout_after(STATEMENT_TIMEOUT, (int) Max(timeout_ms, 1));
 		(void) FunctionCallInvoke(fcinfo);
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		PopActiveSnapshot();
-		AtEOXact_GUC(true, nest);
+		/* false: every setting the handler changed, even with SET, goes back */
+		AtEOXact_GUC(false, nest);
 		SetUserIdAndSecContext(save_user, save_sec);
 
 		ReleaseCurrentSubTransaction();
@@ -470,6 +495,7 @@ call_handler(Handler *h, Datum message, char **error)
 		ErrorData  *edata;
 
 		/* the subtransaction's abort restores the user, GUCs and snapshots */
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -492,7 +518,6 @@ run_handler_batch(Handler *h)
 {
 	Oid			types[3] = {TEXTOID, INT4OID, INT4OID};
 	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
 	char	   *activity = psprintf("ku9 handler of queue %s", h->queue);
 	int			taken;
 	int64	   *ids;
@@ -500,16 +525,16 @@ run_handler_batch(Handler *h)
 	Datum	   *acked;
 	int			nacked = 0;
 	int			nfailed = 0;
+	TimestampTz deadline;
 
 	/* 1: take the batch, committed on its own so the attempts count */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), h->vt * 1000L);
 	begin_spi(activity);
 	values[0] = CStringGetTextDatum(h->queue);
 	values[1] = Int32GetDatum(h->batch);
 	values[2] = Int32GetDatum(h->vt);
-	if (h->vt == 0)
-		nulls[2] = 'n';
 	if (SPI_execute_with_args("SELECT m.msg_id, m FROM ku9.read($1, $2, $3) AS m",
-							  3, types, values, nulls, false, 0) != SPI_OK_SELECT)
+							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read queue \"%s\"", h->queue);
 	taken = (int) SPI_processed;
 	ids = MemoryContextAlloc(round_cxt, sizeof(int64) * Max(taken, 1));
@@ -537,9 +562,13 @@ run_handler_batch(Handler *h)
 	for (int i = 0; i < taken; i++)
 	{
 		char	   *error = NULL;
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 
 		CHECK_FOR_INTERRUPTS();
-		if (call_handler(h, messages[i], &error))
+		/* past the batch's vt the rest may be another worker's: leave them */
+		if (left <= 0)
+			break;
+		if (call_handler(h, messages[i], left, &error))
 		{
 			acked[nacked++] = Int64GetDatum(ids[i]);
 			continue;
@@ -580,6 +609,8 @@ run_handler_batch(Handler *h)
 	}
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(round_cxt);
+	/* session advisory locks a handler took end with its batch */
+	LockReleaseSession(USER_LOCKMETHOD);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (nacked > 0)
 		Ku9MetricAdd(KU9_M_HANDLER_OK, h->queue, nacked);
@@ -661,6 +692,62 @@ next_due_ms(List *handlers)
  * ------------------------------------------------------------------------
  */
 
+static bool unit_failed = false;
+
+typedef bool (*unit_fn) (void *arg);
+
+/*
+ * run_unit runs one unit of a round (a handler batch, the fan-out,
+ * maintenance) and, when it raises an error, reports it, rolls back and
+ * returns false, so that the units after it still run.  Returns what the
+ * unit returns: whether it did something.
+ */
+static bool
+run_unit(unit_fn fn, void *arg, const char *what)
+{
+	volatile bool did = false;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		did = fn(arg);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		RESUME_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		ereport(LOG, errmsg("ku9 worker %d: %s failed; the round goes on", worker_index + 1, what));
+		unit_failed = true;
+		did = false;
+	}
+	PG_END_TRY();
+	return did;
+}
+
+static bool
+handler_unit(void *arg)
+{
+	return run_handler_batch((Handler *) arg) > 0;
+}
+
+static bool
+fanout_unit(void *arg)
+{
+	return fanout_round();
+}
+
+static bool
+maintenance_unit(void *arg)
+{
+	run_maintenance();
+	return false;
+}
+
 void
 Ku9WorkerMain(Datum main_arg)
 {
@@ -681,7 +768,6 @@ Ku9WorkerMain(Datum main_arg)
 
 	worker_shmem->procno[worker_index] = MyProc->pgprocno;
 	before_shmem_exit(clear_procno, (Datum) 0);
-	(void) Ku9QueueWaitAny();
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "ku9 worker round", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
@@ -692,6 +778,7 @@ Ku9WorkerMain(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		if (pg_atomic_read_u32(&worker_shmem->generation) != worker_generation)
 			proc_exit(0);
+		(void) Ku9QueueWaitAny();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -713,17 +800,23 @@ Ku9WorkerMain(Datum main_arg)
 				sleep_ms = NO_EXTENSION_DELAY_MS;
 			else
 			{
+				/* each unit fails on its own: the others still run */
 				foreach(lc, handlers)
-					busy |= run_handler_batch(lfirst(lc)) > 0;
-				busy |= fanout_round();
+					busy |= run_unit(handler_unit, lfirst(lc), "a queue handler batch");
+				busy |= run_unit(fanout_unit, NULL, "the fan-out");
 				if (worker_index == 0 && ku9_maintenance_interval > 0 &&
 					GetCurrentTimestamp() >= next_maintenance)
 				{
-					run_maintenance();
+					(void) run_unit(maintenance_unit, NULL, "maintenance");
 					next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 																   ku9_maintenance_interval * 1000L);
 				}
-				if (!busy)
+				if (unit_failed)
+				{
+					unit_failed = false;
+					sleep_ms = ERROR_DELAY_MS;
+				}
+				else if (!busy)
 				{
 					sleep_ms = next_due_ms(handlers);
 					if (worker_index == 0 && ku9_maintenance_interval > 0)

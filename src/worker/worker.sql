@@ -78,9 +78,11 @@ BEGIN
     WHERE n.created_at < now() - coalesce((SELECT t.retention FROM ku9.topics t WHERE t.id = n.topic_id), keep_notes);
     GET DIAGNOSTICS n_notes = ROW_COUNT;
 
-    -- a closed window with no message left in it shows nothing any more
+    -- a closed window with no message left in it shows nothing any more (a
+    -- day after it closed: a publish that took an id inside it may still be
+    -- committing)
     DELETE FROM ku9.subscriptions s
-    WHERE s.until_id IS NOT NULL
+    WHERE s.until_id IS NOT NULL AND s.unsubscribed_at < now() - interval '1 day'
       AND NOT EXISTS (SELECT 1 FROM ku9.notifications n
                       WHERE n.topic_id = s.topic_id AND n.id > s.from_id AND n.id < s.until_id);
     GET DIAGNOSTICS n_subs = ROW_COUNT;
@@ -130,6 +132,30 @@ END
 $$;
 COMMENT ON FUNCTION ku9._require_pg_cron() IS 'raise 55000 without pg_cron, for ku9''s own use';
 
+/*
+ * _schedule_gone removes the pg_cron job of a schedule that is deleted —
+ * by ku9.unschedule, or with its queue (ON DELETE CASCADE).
+ */
+CREATE FUNCTION ku9._schedule_gone() RETURNS trigger
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    had_job boolean;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)' INTO had_job USING 'ku9_' || OLD.name;
+        IF had_job THEN
+            EXECUTE 'SELECT cron.unschedule($1)' USING 'ku9_' || OLD.name;
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ku9._schedule_gone() IS 'remove the pg_cron job of a deleted schedule, for ku9''s own use';
+CREATE TRIGGER schedules_gone AFTER DELETE ON ku9.schedules
+    FOR EACH ROW EXECUTE FUNCTION ku9._schedule_gone();
+
 CREATE FUNCTION ku9._run_schedule(name text) RETURNS bigint
     LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, ku9, pg_temp
@@ -145,6 +171,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     jobid bigint;
+    taken boolean;
 BEGIN
     IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
         RAISE EXCEPTION 'invalid schedule name "%"', name USING ERRCODE = '42602',
@@ -157,6 +184,14 @@ BEGIN
         RAISE EXCEPTION 'queue "%" does not exist', queue USING ERRCODE = '42704';
     END IF;
     PERFORM ku9._require_pg_cron();
+    -- a pg_cron job of that name that ku9 did not make is not ours to replace
+    IF NOT EXISTS (SELECT 1 FROM ku9.schedules s WHERE s.name = schedule.name) THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)' INTO taken USING 'ku9_' || name;
+        IF taken THEN
+            RAISE EXCEPTION 'a pg_cron job named "ku9_%" exists and is not a ku9 schedule', name
+                USING ERRCODE = '42710', HINT = 'Choose another name, or unschedule that job with cron.unschedule.';
+        END IF;
+    END IF;
     INSERT INTO ku9.schedules AS s (name, cron, queue, payload)
     VALUES (schedule.name, schedule.cron, schedule.queue, schedule.payload)
     ON CONFLICT ON CONSTRAINT schedules_pkey DO UPDATE
@@ -175,22 +210,17 @@ CREATE FUNCTION ku9.unschedule(name text) RETURNS boolean
     SET search_path = pg_catalog, ku9, pg_temp
 AS $$
 #variable_conflict use_column
-DECLARE
-    had_job boolean;
 BEGIN
     PERFORM ku9._require_pg_cron();
+    -- the trigger on ku9.schedules removes the pg_cron job
     DELETE FROM ku9.schedules s WHERE s.name = unschedule.name;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)' INTO had_job USING 'ku9_' || name;
-    IF had_job THEN
-        EXECUTE 'SELECT cron.unschedule($1)' USING 'ku9_' || name;
-    END IF;
-    RETURN had_job;
+    RETURN FOUND;
 END
 $$;
 COMMENT ON FUNCTION ku9.unschedule(text) IS 'remove a schedule; false when there was none';
 
 REVOKE ALL ON FUNCTION ku9.set_queue_handler(text, regprocedure, jsonb), ku9.remove_queue_handler(text),
-    ku9.run_maintenance(), ku9._require_pg_cron(), ku9._run_schedule(text),
+    ku9.run_maintenance(), ku9._require_pg_cron(), ku9._run_schedule(text), ku9._schedule_gone(),
     ku9.schedule(text, text, text, jsonb), ku9.unschedule(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ku9.set_queue_handler(text, regprocedure, jsonb), ku9.remove_queue_handler(text),
     ku9.run_maintenance(), ku9.schedule(text, text, text, jsonb), ku9.unschedule(text)

@@ -57,14 +57,25 @@ $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION ku9 CASCADE;
 CREATE ROLE app_worker;
-CREATE TABLE public.seen (msg_id bigint, payload jsonb, attempts int, who text);
+CREATE TABLE public.seen (msg_id bigint, payload jsonb, attempts int, who text, work_mem text);
 GRANT INSERT ON public.seen TO app_worker;
+-- a deferred constraint trigger would fire at commit, after the handler
+CREATE TABLE public.deferred_t (x int);
+GRANT INSERT ON public.deferred_t TO app_worker;
+CREATE FUNCTION public.record_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.seen VALUES (0, '{}', 0, current_user, '');
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON public.deferred_t
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.record_commit();
 CREATE FUNCTION public.handle(m ku9.message) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     IF m.payload ? 'slow' AND m.attempts = 1 THEN
         PERFORM pg_sleep(600);
     END IF;
-    INSERT INTO public.seen VALUES (m.msg_id, m.payload, m.attempts, current_user);
+    INSERT INTO public.seen VALUES (m.msg_id, m.payload, m.attempts, current_user, current_setting('work_mem'));
     IF m.payload ? 'fail' THEN
         RAISE EXCEPTION 'failing on purpose: %', m.payload->>'fail';
     END IF;
@@ -74,21 +85,22 @@ BEGIN
 END
 $$;
 GRANT EXECUTE ON FUNCTION public.handle(ku9.message) TO app_worker;
-SELECT ku9.create_queue('jobs', '{"max_attempts": 3, "backoff_base": 0.05, "backoff_max": 0.1, "vt": 2}');
+SELECT ku9.create_queue('jobs', '{"max_attempts": 3, "backoff_base": 0.05, "backoff_max": 0.1, "vt": 3}');
 SELECT ku9.set_queue_handler('jobs', 'public.handle(ku9.message)', '{"role": "app_worker", "batch": 5}');
 SELECT ku9.send('jobs', jsonb_build_object('n', g)) FROM generate_series(1, 20) g;
 SELECT ku9.send('jobs', '{"fail": "x"}');
 SELECT ku9.send('jobs', '{"sql": "SET ROLE postgres"}');
 SELECT ku9.send('jobs', '{"sql": "SET SESSION AUTHORIZATION DEFAULT"}');
+SELECT ku9.send('jobs', '{"sql": "INSERT INTO public.deferred_t VALUES (1)"}');
 });
 
 # handlers: successes are acked, errors retried then dead-lettered
 ok( $node->poll_query_until(
 		'postgres',
 		"SELECT (SELECT count(*) FROM ku9_queue.q_jobs) = 0
-		    AND (SELECT count(*) FROM ku9_queue.d_jobs) = 3"),
-	'the workers handle every message: the queue empties, three dead letters');
-is($node->safe_psql('postgres', "SELECT count(*), min(who), max(who) FROM public.seen WHERE payload ? 'n'"),
+		    AND (SELECT count(*) FROM ku9_queue.d_jobs) = 4"),
+	'the workers handle every message: the queue empties, four dead letters');
+is($node->safe_psql('postgres', "SELECT count(*), min(who), max(who) FROM public.seen WHERE payload ? 'n' AND NOT payload ? 'sql'"),
 	'20|app_worker|app_worker', 'the 20 good messages ran once each, as app_worker');
 is($node->safe_psql('postgres', "SELECT count(*) FROM public.seen WHERE NOT payload ? 'n'"),
 	'0', 'a handler that raised left nothing of its work');
@@ -97,12 +109,28 @@ is( $node->safe_psql(
 		"SELECT string_agg(attempts || ': ' || last_error, E'\\n' ORDER BY msg_id) FROM ku9_queue.d_jobs"),
 	"3: failing on purpose: x\n"
 	  . "3: cannot set parameter \"role\" within security-definer function\n"
-	  . "3: cannot set parameter \"session_authorization\" within security-definer function",
-	'failing messages were tried max_attempts times and dead-lettered with the error; a handler cannot change its role');
+	  . "3: cannot set parameter \"session_authorization\" within security-definer function\n"
+	  . "3: cannot fire deferred trigger within security-restricted operation",
+	'failing messages were tried max_attempts times and dead-lettered with the error; a handler cannot change its role, nor leave a deferred trigger to run after it');
+is($node->safe_psql('postgres', "SELECT count(*) FROM public.seen WHERE who <> 'app_worker'"),
+	'0', 'nothing ran as another role');
 is(stat_value($node, 'postgres', 'ku9_handler_succeeded_total', { queue => 'jobs' }),
 	20, 'ku9_handler_succeeded_total counts the successes');
 is(stat_value($node, 'postgres', 'ku9_handler_failed_total', { queue => 'jobs' }),
-	9, 'ku9_handler_failed_total counts every failed attempt');
+	12, 'ku9_handler_failed_total counts every failed attempt');
+
+# a setting a handler changes, even with SET, ends with its call: the next
+# message of the same batch sees the default
+$node->safe_psql('postgres', q{
+BEGIN;
+SELECT ku9.send('jobs', '{"sql": "SELECT set_config(''work_mem'', ''1234kB'', false)", "n": "setter"}');
+SELECT ku9.send('jobs', '{"n": "after"}');
+COMMIT;
+});
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM public.seen WHERE payload->>'n' = 'after'"),
+	'the two messages are handled');
+is($node->safe_psql('postgres', "SELECT work_mem FROM public.seen WHERE payload->>'n' = 'after'"),
+	'4MB', 'a handler\'s SET does not reach the next handler');
 
 # an idle worker sleeps on its latch; a send wakes it
 ok( $node->poll_query_until(
@@ -110,7 +138,7 @@ ok( $node->poll_query_until(
 		"SELECT bool_and(wait_event = 'Extension') FROM pg_stat_activity WHERE backend_type = 'ku9 worker'"),
 	'idle workers sleep in the wait event "Extension"');
 $node->safe_psql('postgres', q{SELECT ku9.send('jobs', '{"n": 21}')});
-ok($node->poll_query_until('postgres', "SELECT count(*) = 21 FROM public.seen"),
+ok($node->poll_query_until('postgres', "SELECT count(*) = 23 FROM public.seen"),
 	'a send wakes a worker, which handles the message');
 
 # a worker that exits is started again by the launcher
@@ -136,10 +164,10 @@ ok($node->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_stat_activit
 	'after a SIGKILL of a worker the server restarts with a new launcher');
 wait_for_workers('and the workers come back');
 $node->safe_psql('postgres', q{SELECT ku9.send('jobs', '{"n": 22}')});
-ok($node->poll_query_until('postgres', "SELECT count(*) = 22 FROM public.seen"),
+ok($node->poll_query_until('postgres', "SELECT count(*) = 24 FROM public.seen"),
 	'the new workers handle messages');
 
-# a handler killed in the middle: its message comes back after vt (2 s)
+# a handler killed in the middle: its message comes back after vt (3 s)
 my $slow = $node->safe_psql('postgres', q{SELECT ku9.send('jobs', '{"slow": true}')});
 ok( $node->poll_query_until(
 		'postgres',

@@ -80,11 +80,27 @@ is($node->safe_psql('postgres', q{SELECT ku9.unschedule('tick')}),
 is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job WHERE jobname LIKE 'ku9%'"),
 	'0', 'the pg_cron job is gone');
 
-# a schedule of a dropped queue sends nothing
+# dropping the queue drops its schedules and their jobs
 $node->safe_psql('postgres', q{SELECT ku9.schedule('orphan', '* * * * *', 'ticks', '{}')});
 $node->safe_psql('postgres', q{SELECT ku9.drop_queue('ticks')});
-is($node->safe_psql('postgres', q{SELECT ku9._run_schedule('orphan') IS NULL}),
-	't', 'the schedule of a dropped queue sends nothing');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ku9.schedules"),
+	'0', 'dropping the queue drops its schedule');
+is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job WHERE jobname LIKE 'ku9%'"),
+	'0', 'and its pg_cron job');
+
+# a pg_cron job that ku9 did not make is neither replaced nor removed
+$node->safe_psql('postgres', q{
+SELECT ku9.create_queue('ticks');
+SELECT cron.schedule('ku9_vacuum', '0 4 * * *', 'VACUUM');
+});
+($ret, $out, $err) = $node->psql('postgres',
+	q{SELECT ku9.schedule('vacuum', '* * * * *', 'ticks', '{}')});
+like($err, qr/ERROR:  a pg_cron job named "ku9_vacuum" exists and is not a ku9 schedule/,
+	'ku9.schedule does not replace a pg_cron job it did not make');
+is($node->safe_psql('postgres', q{SELECT ku9.unschedule('vacuum')}),
+	'f', 'ku9.unschedule does not remove it');
+is($node->safe_psql('postgres', "SELECT command FROM cron.job WHERE jobname = 'ku9_vacuum'"),
+	'VACUUM', 'the job is untouched');
 
 $node->stop;
 done_testing();
