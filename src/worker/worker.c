@@ -400,7 +400,9 @@ load_handlers(bool *installed)
 {
 	List	   *result = NIL;
 
-	*installed = OidIsValid(get_extension_oid("ku9", true));
+	/* an extension of another build may lack the table: wait as if absent */
+	*installed = OidIsValid(get_extension_oid("ku9", true)) &&
+		OidIsValid(get_relname_relid("queue_handlers", get_namespace_oid("ku9", true)));
 	if (!*installed)
 		return NIL;
 	if (SPI_execute("SELECT h.queue, h.handler, h.run_as, h.batch, "
