@@ -443,6 +443,7 @@ CREATE FUNCTION ku9.inbox(after_id bigint DEFAULT 0, lim integer DEFAULT 50)
     RETURNS TABLE (id bigint, topic text, payload jsonb, created_at timestamptz, read boolean)
     LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, ku9, pg_temp
+    SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -453,26 +454,27 @@ BEGIN
     IF lim IS NULL OR lim < 1 OR lim > 1000 THEN
         RAISE EXCEPTION 'lim must be from 1 to 1000, not %', coalesce(lim::text, 'NULL') USING ERRCODE = '22023';
     END IF;
+    -- the ids first (index-only scans, one per subscription window), then
+    -- the rows of the lim that win
     RETURN QUERY
-    SELECT m.id, t.name, m.payload, m.created_at,
-           EXISTS (SELECT 1 FROM ku9.notification_reads r WHERE r.user_id = me AND r.id = m.id)
-    FROM (
-        (SELECT n.id, n.topic_id, n.payload, n.created_at
-         FROM ku9.notifications n
+    WITH ids AS (
+        (SELECT n.id FROM ku9.notifications n
          WHERE n.user_id = me AND n.id > after
          ORDER BY n.id LIMIT lim)
         UNION ALL
-        (SELECT n.id, n.topic_id, n.payload, n.created_at
+        (SELECT n.id
          FROM ku9.subscriptions s
          CROSS JOIN LATERAL (
-             SELECT n.id, n.topic_id, n.payload, n.created_at
-             FROM ku9.notifications n
+             SELECT n.id FROM ku9.notifications n
              WHERE n.topic_id = s.topic_id AND n.id > greatest(after, s.from_id)
                AND (s.until_id IS NULL OR n.id < s.until_id)
              ORDER BY n.id LIMIT lim) n
          WHERE s.user_id = me)
-        ORDER BY id LIMIT lim
-    ) m LEFT JOIN ku9.topics t ON t.id = m.topic_id
+        ORDER BY id LIMIT lim)
+    SELECT m.id, t.name, m.payload, m.created_at,
+           EXISTS (SELECT 1 FROM ku9.notification_reads r WHERE r.user_id = me AND r.id = m.id)
+    FROM ids JOIN ku9.notifications m ON m.id = ids.id
+    LEFT JOIN ku9.topics t ON t.id = m.topic_id
     ORDER BY m.id;
     GET DIAGNOSTICS delivered = ROW_COUNT;
     PERFORM ku9._count('inbox', NULL, delivered);
@@ -509,6 +511,7 @@ COMMENT ON FUNCTION ku9.mark_read(bigint[]) IS
 CREATE FUNCTION ku9.unread_count() RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, ku9, pg_temp
+    SET jit = off
 AS $$
     WITH me AS (SELECT ku9._me() AS uid),
     visible AS (
@@ -601,6 +604,7 @@ COMMENT ON FUNCTION ku9._fanout_queued(boolean) IS 'notice when no worker will f
 CREATE FUNCTION ku9.fanout_step(batch_size integer DEFAULT 500) RETURNS integer
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, ku9, pg_temp
+    SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -613,6 +617,7 @@ DECLARE
     last_device bigint;
     targets jsonb;
     users uuid[];
+    subscribers_left boolean;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 100000 THEN
         RAISE EXCEPTION 'batch_size must be from 1 to 100000, not %', coalesce(batch_size::text, 'NULL')
@@ -626,6 +631,7 @@ BEGIN
         END IF;
         SELECT * INTO n FROM ku9.notifications WHERE id = j.notification_id;
         SELECT name INTO tname FROM ku9.topics WHERE id = n.topic_id;
+        subscribers_left := false;
 
         IF j.kind = 'push' THEN
             -- the next devices of the recipients, in (user, device) order:
@@ -642,26 +648,36 @@ BEGIN
                       WHERE d.user_id = n.user_id AND d.id > j.after_device
                       ORDER BY d.id LIMIT batch_size) b;
             ELSE
+                -- the next batch_size subscribers (an index scan that stops),
+                -- then their devices after the cursor, at most batch_size
+                SELECT array_agg(s.user_id ORDER BY s.user_id) INTO users
+                FROM (SELECT s.user_id FROM ku9.subscriptions s
+                      WHERE s.topic_id = n.topic_id
+                        AND s.user_id >= coalesce(j.after_user, nil)
+                        AND s.from_id < n.id AND (s.until_id IS NULL OR s.until_id > n.id)
+                      ORDER BY s.user_id
+                      LIMIT batch_size) s;
                 SELECT count(*)::integer,
                        jsonb_agg(jsonb_build_object('user_id', b.user_id, 'platform', b.platform, 'token', b.token)
-                                 ORDER BY b.k),
-                       (array_agg(b.user_id ORDER BY b.k DESC))[1],
-                       (array_agg(b.id ORDER BY b.k DESC))[1]
+                                 ORDER BY b.user_id, b.id),
+                       (array_agg(b.user_id ORDER BY b.user_id DESC, b.id DESC))[1],
+                       (array_agg(b.id ORDER BY b.user_id DESC, b.id DESC))[1]
                 INTO done, targets, last_user, last_device
-                FROM (SELECT d.user_id, d.id, d.platform, d.token, row_number() OVER () AS k
-                      FROM (SELECT u.user_id, d.id, d.platform, d.token
-                            FROM (SELECT s.user_id FROM ku9.subscriptions s
-                                  WHERE s.topic_id = n.topic_id
-                                    AND s.user_id >= coalesce(j.after_user, nil)
-                                    AND s.from_id < n.id AND (s.until_id IS NULL OR s.until_id > n.id)
-                                  ORDER BY s.user_id) u
-                            CROSS JOIN LATERAL (
-                                SELECT d.id, d.platform, d.token FROM ku9.devices d
-                                WHERE d.user_id = u.user_id
-                                  AND (j.after_user IS NULL OR d.user_id > j.after_user OR d.id > j.after_device)
-                                ORDER BY d.id) d
-                            ORDER BY u.user_id, d.id
-                            LIMIT batch_size) d) b;
+                FROM (SELECT d.user_id, d.id, d.platform, d.token
+                      FROM unnest(users) AS u(user_id)
+                      JOIN ku9.devices d ON d.user_id = u.user_id
+                      WHERE j.after_user IS NULL OR d.user_id > j.after_user OR d.id > j.after_device
+                      ORDER BY d.user_id, d.id
+                      LIMIT batch_size) b;
+                -- a short batch used up these subscribers' devices: go on
+                -- after the last of them, or finish when there were no more
+                IF done < batch_size THEN
+                    IF coalesce(cardinality(users), 0) = batch_size THEN
+                        last_user := users[batch_size];
+                        last_device := 9223372036854775807;
+                        subscribers_left := true;
+                    END IF;
+                END IF;
             END IF;
             IF done > 0 THEN
                 PERFORM ku9.send('ku9_push', jsonb_build_object(
@@ -688,12 +704,12 @@ BEGIN
             END IF;
         END IF;
 
-        IF done < batch_size THEN
+        IF done < batch_size AND NOT subscribers_left THEN
             DELETE FROM ku9.fanout_jobs WHERE notification_id = j.notification_id AND kind = j.kind;
         ELSE
             UPDATE ku9.fanout_jobs
             SET after_user = last_user, after_device = last_device,
-                batches = batches + 1, targets = fanout_jobs.targets + done
+                batches = batches + (done > 0)::integer, targets = fanout_jobs.targets + done
             WHERE notification_id = j.notification_id AND kind = j.kind;
         END IF;
         IF done > 0 THEN

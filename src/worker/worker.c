@@ -382,6 +382,34 @@ end_spi(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/* the worker's statements, prepared once per process */
+static SPIPlanPtr plan_handlers;
+static SPIPlanPtr plan_read;
+static SPIPlanPtr plan_ack;
+static SPIPlanPtr plan_fail;
+static SPIPlanPtr plan_fanout;
+static SPIPlanPtr plan_maintenance;
+
+/*
+ * kept_plan returns *slot, preparing sql into it on first use.  The plan
+ * cache re-plans it when what it uses changes (ku9 re-created, say).
+ */
+static SPIPlanPtr
+kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the plan of \"%s\"", sql);
+		*slot = plan;
+	}
+	return *slot;
+}
+
 static char *
 spi_text(HeapTuple tuple, TupleDesc desc, int col)
 {
@@ -405,12 +433,13 @@ load_handlers(bool *installed)
 		OidIsValid(get_relname_relid("queue_handlers", get_namespace_oid("ku9", true)));
 	if (!*installed)
 		return NIL;
-	if (SPI_execute("SELECT h.queue, h.handler, h.run_as, h.batch, "
+	if (SPI_execute_plan(kept_plan(&plan_handlers, "SELECT h.queue, h.handler, h.run_as, h.batch, "
 					"  COALESCE(h.vt, (SELECT q.vt FROM ku9.queues q WHERE q.name OPERATOR(pg_catalog.=) h.queue), 30), "
 					"  COALESCE(pg_catalog.to_regprocedure(h.handler)::pg_catalog.oid, 0), "
 					"  COALESCE((SELECT r.oid FROM pg_catalog.pg_roles r "
 					"                       WHERE r.rolname OPERATOR(pg_catalog.=) h.run_as), 0) "
-					"FROM ku9.queue_handlers h WHERE h.enabled ORDER BY h.queue", true, 0) != SPI_OK_SELECT)
+					"FROM ku9.queue_handlers h WHERE h.enabled ORDER BY h.queue", 0, NULL),
+						 NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read ku9.queue_handlers");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -535,8 +564,8 @@ run_handler_batch(Handler *h)
 	values[0] = CStringGetTextDatum(h->queue);
 	values[1] = Int32GetDatum(h->batch);
 	values[2] = Int32GetDatum(h->vt);
-	if (SPI_execute_with_args("SELECT m.msg_id, m FROM ku9.read($1, $2, $3) AS m",
-							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(kept_plan(&plan_read, "SELECT m.msg_id, m FROM ku9.read($1, $2, $3) AS m", 3, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read queue \"%s\"", h->queue);
 	taken = (int) SPI_processed;
 	ids = MemoryContextAlloc(round_cxt, sizeof(int64) * Max(taken, 1));
@@ -585,8 +614,8 @@ run_handler_batch(Handler *h)
 			Datum		fvalues[3] = {CStringGetTextDatum(h->queue), Int64GetDatum(ids[i]),
 			CStringGetTextDatum(error)};
 
-			if (SPI_execute_with_args("SELECT ku9.fail($1, $2, $3)", 3, ftypes, fvalues,
-									  NULL, false, 0) != SPI_OK_SELECT)
+			if (SPI_execute_plan(kept_plan(&plan_fail, "SELECT ku9.fail($1, $2, $3)", 3, ftypes),
+								 fvalues, NULL, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not record the failure of message %lld", (long long) ids[i]);
 		}
 		SPI_finish();
@@ -603,8 +632,8 @@ run_handler_batch(Handler *h)
 													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		PushActiveSnapshot(GetTransactionSnapshot());
 		Ku9SpiConnect();
-		if (SPI_execute_with_args("SELECT ku9.ack($1, $2)", 2, atypes, avalues,
-								  NULL, false, 0) != SPI_OK_SELECT)
+		if (SPI_execute_plan(kept_plan(&plan_ack, "SELECT ku9.ack($1, $2)", 2, atypes),
+							 avalues, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not acknowledge the messages of queue \"%s\"", h->queue);
 		SPI_finish();
 		PopActiveSnapshot();
@@ -635,8 +664,8 @@ fanout_round(void)
 		int			done;
 
 		begin_spi("ku9 fan-out");
-		if (SPI_execute_with_args("SELECT ku9.fanout_step($1)", 1, types, values,
-								  NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		if (SPI_execute_plan(kept_plan(&plan_fanout, "SELECT ku9.fanout_step($1)", 1, types),
+							 values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not run ku9.fanout_step");
 		done = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		end_spi();
@@ -651,7 +680,8 @@ static void
 run_maintenance(void)
 {
 	begin_spi("ku9 maintenance");
-	if (SPI_execute("SELECT ku9.run_maintenance()", false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(kept_plan(&plan_maintenance, "SELECT ku9.run_maintenance()", 0, NULL),
+						 NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not run ku9.run_maintenance");
 	end_spi();
 }
