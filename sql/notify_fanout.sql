@@ -70,6 +70,17 @@ SELECT payload->>'topic' AS topic, payload->'payload' AS payload,
 FROM ku9_queue.q_ku9_push;
 SELECT pg_temp.sqlerr('SELECT ku9.fanout_step(0)');
 
+-- batches of one device, subscribers without devices among them: every
+-- device once, and the job ends
+SELECT ku9.purge_queue('ku9_push');
+SELECT ku9.subscribe('alerts', id) FROM u WHERE n = 5;
+SELECT ku9.publish('alerts', '{"one": "by one"}', true) AS m1 \gset
+DELETE FROM ku9.fanout_jobs WHERE kind = 'realtime';
+SELECT array_agg(ku9.fanout_step(1)) AS steps FROM generate_series(1, 9);
+SELECT count(*) AS jobs_left FROM ku9.fanout_jobs;
+SELECT string_agg(d->>'token', ', ' ORDER BY d->>'token') AS tokens, max(jsonb_array_length(payload->'devices')) AS per_job
+FROM ku9_queue.q_ku9_push, jsonb_array_elements(payload->'devices') d;
+
 -- retention: notifications older than their topic's retention or
 -- ku9.notification_retention go, with windows left empty; ended sessions
 -- after ku9.session_retention; spent one-time tokens

@@ -15,7 +15,7 @@ as_pg "$PG_BINDIR/initdb" -D "$dir/data" -A trust >/dev/null 2>&1 || { echo "not
 status=0
 for f in "$root"/test/valgrind/*.sql; do
     name=$(basename "$f" .sql)
-    as_pg valgrind --error-exitcode=99 --leak-check=no --track-origins=yes -q \
+    as_pg timeout 900 valgrind --error-exitcode=99 --leak-check=no --track-origins=yes -q \
         --suppressions="$root/test/valgrind/postgres.supp" \
         "$PG_BINDIR/postgres" --single -D "$dir/data" -c shared_preload_libraries=ku9 postgres \
         <"$f" >"$dir/$name.out" 2>&1

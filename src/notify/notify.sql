@@ -609,6 +609,8 @@ AS $$
 #variable_conflict use_column
 DECLARE
     nil constant uuid := '00000000-0000-0000-0000-000000000000';
+    -- a cursor's after_device meaning "all of after_user's devices are done"
+    all_devices_done constant bigint := 9223372036854775807;
     j ku9.fanout_jobs;
     n ku9.notifications;
     tname text;
@@ -654,6 +656,9 @@ BEGIN
                 FROM (SELECT s.user_id FROM ku9.subscriptions s
                       WHERE s.topic_id = n.topic_id
                         AND s.user_id >= coalesce(j.after_user, nil)
+                        -- the cursor's user only if some of their devices may be left
+                        AND (j.after_user IS NULL OR s.user_id > j.after_user
+                             OR j.after_device < all_devices_done)
                         AND s.from_id < n.id AND (s.until_id IS NULL OR s.until_id > n.id)
                       ORDER BY s.user_id
                       LIMIT batch_size) s;
@@ -674,7 +679,7 @@ BEGIN
                 IF done < batch_size THEN
                     IF coalesce(cardinality(users), 0) = batch_size THEN
                         last_user := users[batch_size];
-                        last_device := 9223372036854775807;
+                        last_device := all_devices_done;
                         subscribers_left := true;
                     END IF;
                 END IF;
