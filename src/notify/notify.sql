@@ -619,7 +619,10 @@ DECLARE
     last_device bigint;
     targets jsonb;
     users uuid[];
-    subscribers_left boolean;
+    got integer;
+    more jsonb;
+    got_user uuid;
+    got_device bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 100000 THEN
         RAISE EXCEPTION 'batch_size must be from 1 to 100000, not %', coalesce(batch_size::text, 'NULL')
@@ -633,13 +636,10 @@ BEGIN
         END IF;
         SELECT * INTO n FROM ku9.notifications WHERE id = j.notification_id;
         SELECT name INTO tname FROM ku9.topics WHERE id = n.topic_id;
-        subscribers_left := false;
 
         IF j.kind = 'push' THEN
-            -- the next devices of the recipients, in (user, device) order:
-            -- subscribers are read in user order from the cursor, each
-            -- with their devices in id order, and the LIMIT stops the scan
-            -- (an incremental sort on the device id within each user)
+            -- the next batch_size devices of the recipients, in (user,
+            -- device) order after the cursor
             IF n.user_id IS NOT NULL THEN
                 SELECT count(*)::integer,
                        jsonb_agg(jsonb_build_object('user_id', b.user_id, 'platform', b.platform, 'token', b.token)
@@ -650,39 +650,48 @@ BEGIN
                       WHERE d.user_id = n.user_id AND d.id > j.after_device
                       ORDER BY d.id LIMIT batch_size) b;
             ELSE
-                -- the next batch_size subscribers (an index scan that stops),
-                -- then their devices after the cursor, at most batch_size
-                SELECT array_agg(s.user_id ORDER BY s.user_id) INTO users
-                FROM (SELECT s.user_id FROM ku9.subscriptions s
-                      WHERE s.topic_id = n.topic_id
-                        AND s.user_id >= coalesce(j.after_user, nil)
-                        -- the cursor's user only if some of their devices may be left
-                        AND (j.after_user IS NULL OR s.user_id > j.after_user
-                             OR j.after_device < all_devices_done)
-                        AND s.from_id < n.id AND (s.until_id IS NULL OR s.until_id > n.id)
-                      ORDER BY s.user_id
-                      LIMIT batch_size) s;
-                SELECT count(*)::integer,
-                       jsonb_agg(jsonb_build_object('user_id', b.user_id, 'platform', b.platform, 'token', b.token)
-                                 ORDER BY b.user_id, b.id),
-                       (array_agg(b.user_id ORDER BY b.user_id DESC, b.id DESC))[1],
-                       (array_agg(b.id ORDER BY b.user_id DESC, b.id DESC))[1]
-                INTO done, targets, last_user, last_device
-                FROM (SELECT d.user_id, d.id, d.platform, d.token
-                      FROM unnest(users) AS u(user_id)
-                      JOIN ku9.devices d ON d.user_id = u.user_id
-                      WHERE j.after_user IS NULL OR d.user_id > j.after_user OR d.id > j.after_device
-                      ORDER BY d.user_id, d.id
-                      LIMIT batch_size) b;
-                -- a short batch used up these subscribers' devices: go on
-                -- after the last of them, or finish when there were no more
-                IF done < batch_size THEN
-                    IF coalesce(cardinality(users), 0) = batch_size THEN
-                        last_user := users[batch_size];
-                        last_device := all_devices_done;
-                        subscribers_left := true;
+                -- fill the batch: take the next batch_size subscribers (an
+                -- index scan that stops), then their devices after the
+                -- cursor; when they had too few, go on after the last of them
+                done := 0;
+                targets := '[]';
+                last_user := j.after_user;
+                last_device := j.after_device;
+                LOOP
+                    SELECT array_agg(s.user_id ORDER BY s.user_id) INTO users
+                    FROM (SELECT s.user_id FROM ku9.subscriptions s
+                          WHERE s.topic_id = n.topic_id
+                            AND s.user_id >= coalesce(last_user, nil)
+                            -- the cursor's user only if some of their devices may be left
+                            AND (last_user IS NULL OR s.user_id > last_user
+                                 OR last_device < all_devices_done)
+                            AND s.from_id < n.id AND (s.until_id IS NULL OR s.until_id > n.id)
+                          ORDER BY s.user_id
+                          LIMIT batch_size) s;
+                    SELECT count(*)::integer,
+                           coalesce(jsonb_agg(jsonb_build_object('user_id', b.user_id, 'platform', b.platform,
+                                                                 'token', b.token) ORDER BY b.user_id, b.id), '[]'),
+                           (array_agg(b.user_id ORDER BY b.user_id DESC, b.id DESC))[1],
+                           (array_agg(b.id ORDER BY b.user_id DESC, b.id DESC))[1]
+                    INTO got, more, got_user, got_device
+                    FROM (SELECT d.user_id, d.id, d.platform, d.token
+                          FROM unnest(users) AS u(user_id)
+                          JOIN ku9.devices d ON d.user_id = u.user_id
+                          WHERE last_user IS NULL OR d.user_id > last_user OR d.id > last_device
+                          ORDER BY d.user_id, d.id
+                          LIMIT batch_size - done) b;
+                    done := done + got;
+                    targets := targets || more;
+                    IF got > 0 THEN
+                        last_user := got_user;
+                        last_device := got_device;
                     END IF;
-                END IF;
+                    -- full, or no subscriber left after these
+                    EXIT WHEN done = batch_size OR coalesce(cardinality(users), 0) < batch_size;
+                    -- these subscribers' devices are all taken
+                    last_user := users[batch_size];
+                    last_device := all_devices_done;
+                END LOOP;
             END IF;
             IF done > 0 THEN
                 PERFORM ku9.send('ku9_push', jsonb_build_object(
@@ -709,7 +718,7 @@ BEGIN
             END IF;
         END IF;
 
-        IF done < batch_size AND NOT subscribers_left THEN
+        IF done < batch_size THEN
             DELETE FROM ku9.fanout_jobs WHERE notification_id = j.notification_id AND kind = j.kind;
         ELSE
             UPDATE ku9.fanout_jobs
