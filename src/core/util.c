@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -21,6 +23,7 @@
 #include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -165,15 +168,21 @@ Ku9ArgName(FunctionCallInfo fcinfo, int argno, const char *kind, int max)
 }
 
 /*
- * Ku9RequireService errors (42501) unless the current user is a superuser
- * or has the privileges of ku9_service.
+ * Ku9IsService tells whether the current user is a superuser or has the
+ * privileges of ku9_service; Ku9RequireService errors (42501) unless so.
  */
-void
-Ku9RequireService(const char *action, const char *hint)
+bool
+Ku9IsService(void)
 {
 	Oid			service = get_role_oid("ku9_service", true);
 
-	if (superuser() || (OidIsValid(service) && has_privs_of_role(GetUserId(), service)))
+	return superuser() || (OidIsValid(service) && has_privs_of_role(GetUserId(), service));
+}
+
+void
+Ku9RequireService(const char *action, const char *hint)
+{
+	if (Ku9IsService())
 		return;
 	ereport(ERROR,
 			errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -212,4 +221,80 @@ Ku9SpiRun(const char *sql)
 
 	if (ret < 0)
 		elog(ERROR, "SPI_execute failed for \"%s\": %s", sql, SPI_result_code_string(ret));
+}
+
+/* ------------------------------------------------------------------------
+ * Options objects (the jsonb options argument of ku9's functions)
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Ku9OptionError raises 22023 for option key of function func.
+ */
+void
+Ku9OptionError(const char *func, const char *key, const char *what)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid option \"%s\" for %s: %s", key, func, what));
+}
+
+double
+Ku9OptionNumber(const char *func, const char *key, JsonbValue *v)
+{
+	Datum		d;
+	char	   *message;
+
+	if (v->type != jbvNumeric)
+		Ku9OptionError(func, key, "expected a number");
+	if (!Ku9TryCall(numeric_float8, NumericGetDatum(v->val.numeric), 0, 0, &d, &message))
+		Ku9OptionError(func, key, "the number is out of range");
+	return DatumGetFloat8(d);
+}
+
+int
+Ku9OptionInt(const char *func, const char *key, JsonbValue *v, int min, int max)
+{
+	double		d = Ku9OptionNumber(func, key, v);
+
+	if (d != floor(d) || d < min || d > max)
+		Ku9OptionError(func, key, psprintf("expected an integer from %d to %d", min, max));
+	return (int) d;
+}
+
+char *
+Ku9OptionString(const char *func, const char *key, JsonbValue *v)
+{
+	if (v->type != jbvString)
+		Ku9OptionError(func, key, "expected a string");
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * Ku9OptionsIterate calls fn for each top-level key of an options object;
+ * a non-object is an error.
+ */
+void
+Ku9OptionsIterate(const char *func, Jsonb *options, Ku9OptionFn fn, void *state)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("options for %s must be a JSON object", func));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE)
+			fn(key, &v, state);
+	}
 }

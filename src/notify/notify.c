@@ -113,9 +113,7 @@ ku9_fanout_queued(PG_FUNCTION_ARGS)
 static Datum
 subscribe_common(FunctionCallInfo fcinfo, bool subscribe)
 {
-	Oid			service = get_role_oid("ku9_service", true);
-	bool		is_service = superuser() ||
-		(OidIsValid(service) && has_privs_of_role(GetUserId(), service));
+	bool		is_service = Ku9IsService();
 	Oid			types[4] = {TEXTOID, UUIDOID, BOOLOID, BOOLOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};

@@ -392,76 +392,6 @@ registry_owner(void)
  * ------------------------------------------------------------------------
  */
 
-static void
-option_error(const char *func, const char *key, const char *what)
-{
-	ereport(ERROR,
-			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			errmsg("invalid option \"%s\" for %s: %s", key, func, what));
-}
-
-static double
-option_number(const char *func, const char *key, JsonbValue *v)
-{
-	Datum		d;
-	char	   *message;
-
-	if (v->type != jbvNumeric)
-		option_error(func, key, "expected a number");
-	if (!Ku9TryCall(numeric_float8, NumericGetDatum(v->val.numeric), 0, 0, &d, &message))
-		option_error(func, key, "the number is out of range");
-	return DatumGetFloat8(d);
-}
-
-static int
-option_int(const char *func, const char *key, JsonbValue *v, int min, int max)
-{
-	double		d = option_number(func, key, v);
-
-	if (d != floor(d) || d < min || d > max)
-		option_error(func, key, psprintf("expected an integer from %d to %d", min, max));
-	return (int) d;
-}
-
-static char *
-option_string(const char *func, const char *key, JsonbValue *v)
-{
-	if (v->type != jbvString)
-		option_error(func, key, "expected a string");
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-/*
- * options_iterate calls fn for each top-level key of an options object;
- * a non-object is an error.
- */
-typedef void (*option_fn) (const char *key, JsonbValue *value, void *state);
-
-static void
-options_iterate(const char *func, Jsonb *options, option_fn fn, void *state)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	char	   *key = NULL;
-
-	if (options == NULL)
-		return;
-	if (!JB_ROOT_IS_OBJECT(options))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("options for %s must be a JSON object", func));
-
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-		else if (tok == WJB_VALUE)
-			fn(key, &v, state);
-	}
-}
-
 typedef struct CreateOptions
 {
 	int			vt;
@@ -480,25 +410,25 @@ create_option(const char *key, JsonbValue *v, void *state)
 	const char *f = "ku9.create_queue";
 
 	if (strcmp(key, "vt") == 0)
-		o->vt = option_int(f, key, v, 0, KU9_QUEUE_MAX_VT);
+		o->vt = Ku9OptionInt(f, key, v, 0, KU9_QUEUE_MAX_VT);
 	else if (strcmp(key, "max_attempts") == 0)
-		o->max_attempts = option_int(f, key, v, 1, 1000000);
+		o->max_attempts = Ku9OptionInt(f, key, v, 1, 1000000);
 	else if (strcmp(key, "backoff_base") == 0)
 	{
-		o->backoff_base = option_number(f, key, v);
+		o->backoff_base = Ku9OptionNumber(f, key, v);
 		if (!(o->backoff_base > 0 && o->backoff_base <= 86400))
-			option_error(f, key, "expected seconds, more than 0 and at most 86400");
+			Ku9OptionError(f, key, "expected seconds, more than 0 and at most 86400");
 	}
 	else if (strcmp(key, "backoff_max") == 0)
 	{
-		o->backoff_max = option_number(f, key, v);
+		o->backoff_max = Ku9OptionNumber(f, key, v);
 		if (!(o->backoff_max > 0 && o->backoff_max <= 7 * 86400))
-			option_error(f, key, "expected seconds, more than 0 and at most 604800");
+			Ku9OptionError(f, key, "expected seconds, more than 0 and at most 604800");
 	}
 	else if (strcmp(key, "archive") == 0)
 	{
 		if (v->type != jbvBool)
-			option_error(f, key, "expected true or false");
+			Ku9OptionError(f, key, "expected true or false");
 		o->archive = v->val.boolean;
 	}
 	else if (strcmp(key, "retention") == 0)
@@ -507,19 +437,19 @@ create_option(const char *key, JsonbValue *v, void *state)
 		char	   *message;
 		Interval	zero = {0};
 
-		o->retention = option_string(f, key, v);
+		o->retention = Ku9OptionString(f, key, v);
 		if (!Ku9TryCall(interval_in, CStringGetDatum(o->retention),
 						ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1), &interval, &message))
-			option_error(f, key, psprintf("expected an interval such as '7 days' (%s)", message));
+			Ku9OptionError(f, key, psprintf("expected an interval such as '7 days' (%s)", message));
 		if (DatumGetBool(DirectFunctionCall2(interval_lt, interval, IntervalPGetDatum(&zero))) ||
 			DatumGetBool(DirectFunctionCall2(interval_gt, interval,
 											 DirectFunctionCall3(interval_in, CStringGetDatum("100 years"),
 																 ObjectIdGetDatum(InvalidOid),
 																 Int32GetDatum(-1)))))
-			option_error(f, key, "expected an interval from zero to 100 years");
+			Ku9OptionError(f, key, "expected an interval from zero to 100 years");
 	}
 	else if (strcmp(key, "max_payload") == 0)
-		o->max_payload = option_int(f, key, v, 1, 256 * 1024 * 1024);
+		o->max_payload = Ku9OptionInt(f, key, v, 1, 256 * 1024 * 1024);
 	else
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -548,38 +478,38 @@ send_option(const char *key, JsonbValue *v, void *state)
 	{
 		if (v->type == jbvString)
 		{
-			char	   *s = option_string(f, key, v);
+			char	   *s = Ku9OptionString(f, key, v);
 			Datum		at;
 			char	   *message;
 
 			if (!Ku9TryCall(timestamptz_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
 							Int32GetDatum(-1), &at, &message))
-				option_error(f, key, psprintf("expected seconds or a timestamp (%s)", message));
+				Ku9OptionError(f, key, psprintf("expected seconds or a timestamp (%s)", message));
 			o->at = DatumGetTimestampTz(at);
 			if (TIMESTAMP_NOT_FINITE(o->at) ||
 				o->at > GetCurrentTimestamp() + (int64) 365 * USECS_PER_DAY)
-				option_error(f, key, "expected a timestamp at most one year ahead");
+				Ku9OptionError(f, key, "expected a timestamp at most one year ahead");
 			o->has_at = true;
 		}
 		else
 		{
-			o->delay_s = option_number(f, key, v);
+			o->delay_s = Ku9OptionNumber(f, key, v);
 			if (!(o->delay_s >= 0 && o->delay_s <= 365.0 * 86400))
-				option_error(f, key, "expected seconds from 0 to 31536000, or a timestamp");
+				Ku9OptionError(f, key, "expected seconds from 0 to 31536000, or a timestamp");
 		}
 	}
 	else if (strcmp(key, "priority") == 0)
-		o->priority = option_int(f, key, v, -32768, 32767);
+		o->priority = Ku9OptionInt(f, key, v, -32768, 32767);
 	else if (strcmp(key, "dedup_key") == 0 && !o->batch)
 	{
-		o->dedup_key = option_string(f, key, v);
+		o->dedup_key = Ku9OptionString(f, key, v);
 		if (o->dedup_key[0] == '\0' || strlen(o->dedup_key) > KU9_QUEUE_DEDUP_MAX)
-			option_error(f, key, psprintf("expected 1 to %d bytes", KU9_QUEUE_DEDUP_MAX));
+			Ku9OptionError(f, key, psprintf("expected 1 to %d bytes", KU9_QUEUE_DEDUP_MAX));
 	}
 	else if (strcmp(key, "headers") == 0)
 	{
 		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-			option_error(f, key, "expected a JSON object");
+			Ku9OptionError(f, key, "expected a JSON object");
 		o->headers = JsonbValueToJsonb(v);
 	}
 	else
@@ -927,7 +857,7 @@ ku9_create_queue(PG_FUNCTION_ARGS)
 
 	Ku9RequireService("create a queue", "Only members of ku9_service manage queues.");
 	guc_level = Ku9RestrictSearchPath();
-	options_iterate("ku9.create_queue", options, create_option, &o);
+	Ku9OptionsIterate("ku9.create_queue", options, create_option, &o);
 	if (o.backoff_max < o.backoff_base)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1268,7 +1198,7 @@ ku9_send(PG_FUNCTION_ARGS)
 
 	require_not_null(fcinfo, 1, "message payload");
 	payload = PG_GETARG_JSONB_P(1);
-	options_iterate("ku9.send", PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), send_option, &o);
+	Ku9OptionsIterate("ku9.send", PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), send_option, &o);
 
 	Ku9SpiConnect();
 	q = open_queue(name, ACL_INSERT, &call);
@@ -1339,7 +1269,7 @@ ku9_send_batch(PG_FUNCTION_ARGS)
 	require_not_null(fcinfo, 1, "payloads");
 	payloads = PG_GETARG_JSONB_P(1);
 	o.batch = true;
-	options_iterate("ku9.send_batch", PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), send_option, &o);
+	Ku9OptionsIterate("ku9.send_batch", PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), send_option, &o);
 	if (!JB_ROOT_IS_ARRAY(payloads) || JB_ROOT_IS_SCALAR(payloads))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -883,27 +883,37 @@ Ku9WorkerMain(Datum main_arg)
  * ------------------------------------------------------------------------
  */
 
+typedef struct HandlerOptions
+{
+	char	   *role;
+	int			batch;
+	int			vt;
+	bool		enabled;
+} HandlerOptions;
+
 static void
-handler_option_error(const char *key, const char *what)
+handler_option(const char *key, JsonbValue *v, void *state)
 {
-	ereport(ERROR,
-			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			errmsg("set_queue_handler option \"%s\" %s", key, what));
-}
+	HandlerOptions *o = state;
+	const char *func = "set_queue_handler";
 
-static int
-handler_option_int(const char *key, JsonbValue *v, int min, int max)
-{
-	int64		n;
-
-	if (v->type != jbvNumeric)
-		handler_option_error(key, psprintf("must be an integer from %d to %d", min, max));
-	n = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
-	if (n < min || n > max ||
-		!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(v->val.numeric),
-										  DirectFunctionCall1(int8_numeric, Int64GetDatum(n)))))
-		handler_option_error(key, psprintf("must be an integer from %d to %d", min, max));
-	return (int) n;
+	if (strcmp(key, "role") == 0)
+		o->role = Ku9OptionString(func, key, v);
+	else if (strcmp(key, "batch") == 0)
+		o->batch = Ku9OptionInt(func, key, v, 1, 1000);
+	else if (strcmp(key, "vt") == 0)
+		o->vt = Ku9OptionInt(func, key, v, 1, 43200);
+	else if (strcmp(key, "enabled") == 0)
+	{
+		if (v->type != jbvBool)
+			Ku9OptionError(func, key, "expected true or false");
+		o->enabled = v->val.boolean;
+	}
+	else
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("unknown option \"%s\" for set_queue_handler", key),
+				errhint("The options are role, batch, vt and enabled."));
 }
 
 /*
@@ -918,11 +928,12 @@ ku9_set_queue_handler(PG_FUNCTION_ARGS)
 	char	   *queue = Ku9ArgName(fcinfo, 0, "queue", 48);
 	Oid			fn;
 	Jsonb	   *options;
-	char	   *role_name = NULL;
+	HandlerOptions opts = {NULL, 10, 0, true};
+	char	   *role_name;
 	Oid			role;
-	int			batch = 10;
-	int			vt = 0;
-	bool		enabled = true;
+	int			batch;
+	int			vt;
+	bool		enabled;
 	HeapTuple	proctup;
 	Form_pg_proc proc;
 	Oid			message_type;
@@ -941,50 +952,11 @@ ku9_set_queue_handler(PG_FUNCTION_ARGS)
 	options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
 	Ku9RequireService("set a queue handler", "Only members of ku9_service manage queue handlers.");
 
-	if (options != NULL)
-	{
-		JsonbIterator *it;
-		JsonbValue	v;
-		JsonbIteratorToken tok;
-		char	   *key = NULL;
-
-		if (!JB_ROOT_IS_OBJECT(options))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("set_queue_handler options must be a JSON object"));
-		it = JsonbIteratorInit(&options->root);
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		{
-			if (tok == WJB_KEY)
-			{
-				key = pnstrdup(v.val.string.val, v.val.string.len);
-				continue;
-			}
-			if (tok != WJB_VALUE)
-				continue;
-			if (strcmp(key, "role") == 0)
-			{
-				if (v.type != jbvString)
-					handler_option_error(key, "must be a role name");
-				role_name = pnstrdup(v.val.string.val, v.val.string.len);
-			}
-			else if (strcmp(key, "batch") == 0)
-				batch = handler_option_int(key, &v, 1, 1000);
-			else if (strcmp(key, "vt") == 0)
-				vt = handler_option_int(key, &v, 1, 43200);
-			else if (strcmp(key, "enabled") == 0)
-			{
-				if (v.type != jbvBool)
-					handler_option_error(key, "must be true or false");
-				enabled = v.val.boolean;
-			}
-			else
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("unknown set_queue_handler option \"%s\"", key),
-						errhint("The options are role, batch, vt and enabled."));
-		}
-	}
+	Ku9OptionsIterate("set_queue_handler", options, handler_option, &opts);
+	role_name = opts.role;
+	batch = opts.batch;
+	vt = opts.vt;
+	enabled = opts.enabled;
 
 	/* the role: named, or the caller; never silently a superuser */
 	role = role_name ? get_role_oid(role_name, false) : GetUserId();
