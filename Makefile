@@ -25,9 +25,10 @@ ifeq ($(DOCS),)
 undefine DOCS
 endif
 
-PG_CPPFLAGS = -Isrc -std=gnu11
+PG_CPPFLAGS = -Isrc -std=gnu11 -I$(shell $(PG_CONFIG) --includedir)
 PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK = -lcrypto
+# libpq and libmicrohttpd: the HTTP gateway (src/http/gateway.c)
+SHLIB_LINK = -lcrypto -lpq -lmicrohttpd
 ifdef KU9_WERROR
 PG_CFLAGS += -Werror
 endif

@@ -33,6 +33,7 @@
 #include "compat.h"
 #include "ku9.h"
 #include "docs/docs.h"
+#include "http/gateway.h"
 #include "metrics/metrics.h"
 #include "auth/throttle.h"
 #include "queue/queue.h"
@@ -51,6 +52,17 @@ char	   *ku9_jwt_aud = NULL;
 char	   *ku9_jwt_iss = NULL;
 char	   *ku9_jwt_alg = NULL;
 int			ku9_http_port = 3000;
+char	   *ku9_http_listen_address = NULL;
+int			ku9_http_workers = 1;
+int			ku9_http_pool_size = 8;
+char	   *ku9_http_conninfo = NULL;
+char	   *ku9_http_cors_origins = NULL;
+int			ku9_http_max_body = 1024 * 1024;
+int			ku9_http_idle_timeout = 30;
+int			ku9_http_request_timeout = 30000;
+int			ku9_http_max_connections = 10000;
+int			ku9_http_max_connections_per_address = 0;
+int			ku9_http_heartbeat = 15;
 int			ku9_metrics_max_series = 2048;
 int			ku9_queue_max_wait = 60000;
 int			ku9_auth_throttle_slots = 4096;
@@ -290,6 +302,53 @@ Ku9DefineGucs(bool preloading)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ku9.http_listen_address",
+							   gettext_noop("Address the embedded HTTP gateway listens on; * for all."),
+							   NULL, &ku9_http_listen_address, "127.0.0.1",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.http_workers",
+							gettext_noop("Background workers that serve the embedded HTTP gateway."),
+							gettext_noop("Each has its own listening socket (SO_REUSEPORT) and event loop."),
+							&ku9_http_workers, 1, 0, KU9_MAX_HTTP_WORKERS,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.http_pool_size",
+							gettext_noop("Database connections of each HTTP gateway worker."),
+							NULL, &ku9_http_pool_size, 8, 1, 100,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("ku9.http_conninfo",
+							   gettext_noop("libpq connection string of the HTTP gateway's database connections."),
+							   gettext_noop("Empty: ku9_authenticator over the server's first Unix socket to ku9.database."),
+							   &ku9_http_conninfo, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.http_idle_timeout",
+							gettext_noop("Seconds the HTTP gateway keeps a connection that sends nothing."),
+							NULL, &ku9_http_idle_timeout, 30, 1, 3600,
+							PGC_POSTMASTER, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.http_request_timeout",
+							gettext_noop("statement_timeout of the HTTP gateway's database work."),
+							NULL, &ku9_http_request_timeout, 30000, 0, INT_MAX,
+							PGC_POSTMASTER, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.http_max_connections",
+							gettext_noop("HTTP connections each gateway worker accepts at once."),
+							NULL, &ku9_http_max_connections, 10000, 16, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.http_max_connections_per_address",
+							gettext_noop("HTTP connections each gateway worker accepts from one client address; 0: no limit."),
+							NULL, &ku9_http_max_connections_per_address, 0, 0, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("ku9.http_cors_origins",
+							   gettext_noop("Origins browsers may call the HTTP gateway from: *, a comma-separated list, or empty for none."),
+							   NULL, &ku9_http_cors_origins, "*",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.http_max_body",
+							gettext_noop("Largest request body the HTTP gateway accepts; larger ones get 413."),
+							NULL, &ku9_http_max_body, 1024 * 1024, 1024, 1024 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("ku9.http_heartbeat",
+							gettext_noop("Seconds between heartbeats (and re-reads) of the gateway's event streams."),
+							NULL, &ku9_http_heartbeat, 15, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ku9.auth_throttle_slots",
 							gettext_noop("Emails and client addresses whose failed sign-ins are tracked in shared memory."),

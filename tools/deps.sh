@@ -9,6 +9,8 @@ packages=(
     postgresql-15-cron          # scheduled sends (ku9.schedule)
     libjwt-dev                  # JWT library, loaded at run time by the auth module
     libssl-dev                  # OpenSSL (HMAC for JWTs)
+    libpq-dev                   # libpq: the HTTP gateway's database connections
+    libmicrohttpd-dev           # HTTP library of the embedded gateway
     libipc-run-perl             # TAP tests
     prometheus                  # promtool checks the metrics exposition
     make gcc

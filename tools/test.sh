@@ -30,8 +30,14 @@ tar --exclude=node_modules --exclude=./.git --exclude=./.run --exclude=./.test -
 [ "$(id -u)" -eq 0 ] && chown -R postgres "$work"
 
 port=$(free_port $((54000 + RANDOM % 5000)))
+http_port=$(free_port $((port + 1000)))
 trap 'cluster_stop "$work/pg"' EXIT
-cluster_init "$work/pg" "$port" test/ku9.conf || die "initdb failed"
+# the main cluster also runs the HTTP gateway, for the node tests
+cat test/ku9.conf - >"$work/ku9.conf" <<CONF
+ku9.http_port = $http_port
+ku9.http_heartbeat = 2
+CONF
+cluster_init "$work/pg" "$port" "$work/ku9.conf" || die "initdb failed"
 cluster_start "$work/pg" || die "the test cluster did not start"
 export PGHOST="$work/pg" PGPORT="$port" PGUSER=postgres
 
@@ -85,9 +91,10 @@ tally valgrind $? "$work/valgrind.log" '^ok ' '^not ok '
 echo "== node"
 if [ -d test/http ] && ls test/http/*.test.mjs >/dev/null 2>&1; then
     psql -X -q -d postgres -c 'CREATE DATABASE ku9_node' &&
-        psql -X -q -d ku9_node -c 'CREATE EXTENSION ku9 CASCADE' ||
+        psql -X -q -d ku9_node -c 'CREATE EXTENSION ku9 CASCADE' \
+            -c 'ALTER ROLE ku9_authenticator LOGIN' ||
         die "could not create the node test database"
-    PGHOST=127.0.0.1 PGDATABASE=ku9_node node --test --test-reporter=tap test/http/ >"$work/node.log" 2>&1
+    KU9_HTTP_URL="http://127.0.0.1:$http_port" PGHOST=127.0.0.1 PGDATABASE=ku9_node node --test --test-reporter=tap test/http/ >"$work/node.log" 2>&1
     status=$?
     p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$work/node.log" | tail -n 1)
     f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$work/node.log" | tail -n 1)

@@ -250,3 +250,130 @@ GRANT EXECUTE ON FUNCTION ku9_api.sign_up(text, text, jsonb), ku9_api.sign_in(te
     ku9_api.pre_request()
     TO ku9_anon;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ku9_api TO ku9_user, ku9_service;
+
+/*
+ * The embedded gateway (src/http/gateway.c) connects as ku9_authenticator,
+ * as PostgREST does, and runs each request in one transaction of a pipeline:
+ * ku9._gateway_begin (verify the bearer token, switch to its role, set the
+ * request.* settings, run pre_request), then the ku9_api function.  These
+ * helpers are for ku9_authenticator alone; once the role is switched they
+ * are out of reach.
+ */
+GRANT USAGE ON SCHEMA ku9 TO ku9_authenticator;
+
+/*
+ * _gateway_claims verifies a bearer token with ku9's verifier (28000 when
+ * it is not good) and returns its claims.
+ */
+CREATE FUNCTION ku9._gateway_claims(token text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT ku9.jwt_verify(token) $$;
+COMMENT ON FUNCTION ku9._gateway_claims(text) IS 'the claims of a verified bearer token, for the gateway';
+
+/*
+ * _gateway_begin prepares the transaction of one request as PostgREST does:
+ * role (the token's "role" claim, or ku9_anon without a token; only roles
+ * granted to ku9_authenticator, else 42501), request.jwt.claims,
+ * request.method, request.path, request.headers, request.cookies and
+ * search_path; a read-only transaction for GET and HEAD; then, for kind
+ * 'rpc', ku9_api.pre_request().  Kind 'events' (the event stream's reads)
+ * only checks that the token's session is live.
+ */
+CREATE FUNCTION ku9._gateway_begin(token text, method text, path text, headers text,
+                                   cookies text, read_only boolean, kind text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    claims jsonb := '{}';
+    r text := 'ku9_anon';
+BEGIN
+    IF token IS NOT NULL THEN
+        claims := ku9._gateway_claims(token);
+        r := coalesce(claims OPERATOR(pg_catalog.->>) 'role', 'ku9_anon');
+    ELSE
+        claims := pg_catalog.jsonb_build_object('role', r);
+    END IF;
+    IF r OPERATOR(pg_catalog.=) 'ku9_authenticator'
+       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r)
+       OR NOT pg_catalog.pg_has_role('ku9_authenticator', r, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to set role "%"', r USING ERRCODE = '42501',
+            HINT = 'A token''s role must be granted to ku9_authenticator.';
+    END IF;
+    PERFORM pg_catalog.set_config('role', r, true);
+    PERFORM pg_catalog.set_config('request.jwt.claims', claims::text, true);
+    PERFORM pg_catalog.set_config('request.method', method, true);
+    PERFORM pg_catalog.set_config('request.path', path, true);
+    PERFORM pg_catalog.set_config('request.headers', headers, true);
+    PERFORM pg_catalog.set_config('request.cookies', cookies, true);
+    PERFORM pg_catalog.set_config('search_path', 'ku9_api', true);
+    IF read_only THEN
+        PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);
+    END IF;
+    IF kind OPERATOR(pg_catalog.=) 'rpc' THEN
+        PERFORM ku9_api.pre_request();
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9._gateway_begin(text, text, text, text, text, boolean, text) IS
+    'the start of each request of the embedded gateway: token, role, request settings, pre_request';
+
+/*
+ * _gateway_events reads the event stream of the signed-in user (GET
+ * /events): the notifications of ku9.inbox after after_id (NULL: from the
+ * newest, for a stream without Last-Event-ID), at most lim, already in
+ * server-sent events form, with the user's id, the new cursor, how many
+ * were read, and the user's topics one per line (the channels the gateway
+ * listens to for them).  A token whose session has ended gets PT401.
+ */
+CREATE FUNCTION ku9._gateway_events(after_id bigint, lim integer,
+                                    OUT user_id uuid, OUT cursor bigint, OUT n integer,
+                                    OUT stream text, OUT topics text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    sid uuid := ku9._claimed_session();
+BEGIN
+    user_id := ku9.uid();
+    IF user_id IS NULL THEN
+        RAISE EXCEPTION 'sign in to receive events' USING ERRCODE = 'PT401',
+            HINT = 'Send a user''s access token as "Authorization: Bearer <token>" or "?access_token=<token>".';
+    END IF;
+    IF sid IS NOT NULL AND NOT ku9._session_live(sid, user_id) THEN
+        RAISE EXCEPTION 'session has ended' USING ERRCODE = 'PT401',
+            HINT = 'The token belongs to a session that was signed out or revoked; sign in again.';
+    END IF;
+    cursor := coalesce(after_id, (SELECT max(m.id) FROM ku9.notifications m), 0);
+    SELECT coalesce(max(i.id), cursor), count(*),
+           coalesce(string_agg(format(E'id: %s\nevent: notification\ndata: %s\n\n', i.id,
+                                      json_build_object('id', i.id, 'topic', i.topic, 'payload', i.payload,
+                                                        'created_at', i.created_at)), '' ORDER BY i.id), '')
+      INTO cursor, n, stream
+      FROM ku9.inbox(cursor, lim) i;
+    SELECT coalesce(string_agg(s.topic, E'\n' ORDER BY s.topic), '') INTO topics
+      FROM ku9.list_subscriptions() s;
+END
+$$;
+COMMENT ON FUNCTION ku9._gateway_events(bigint, integer) IS
+    'the signed-in user''s notifications after a cursor, for the gateway''s event stream';
+
+/*
+ * _gateway_health: the database answers, and how many ku9 workers run.
+ */
+CREATE FUNCTION ku9._gateway_health() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT json_build_object('status', 'ok', 'database', current_database(),
+                             'workers', (SELECT count(*) FROM pg_stat_activity
+                                         WHERE backend_type = 'ku9 worker'))::text
+$$;
+COMMENT ON FUNCTION ku9._gateway_health() IS 'GET /health of the gateway';
+
+REVOKE ALL ON FUNCTION ku9._gateway_claims(text), ku9._gateway_begin(text, text, text, text, text, boolean, text),
+    ku9._gateway_events(bigint, integer), ku9._gateway_health() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ku9._gateway_claims(text), ku9._gateway_begin(text, text, text, text, text, boolean, text),
+    ku9._gateway_health() TO ku9_authenticator;
+GRANT EXECUTE ON FUNCTION ku9._gateway_events(bigint, integer) TO ku9_user, ku9_service;
+GRANT EXECUTE ON FUNCTION ku9.metrics() TO ku9_authenticator;

@@ -128,3 +128,20 @@ KU9_METRIC(KU9_M_MAINTENANCE_RUNS, "ku9_maintenance_runs_total", COUNTER, DATABA
 KU9_METRIC(KU9_M_MAINTENANCE_DELETED, "ku9_maintenance_deleted_total", COUNTER, DATABASE,
 		   "what", KU9_NO_BUCKETS,
 		   "Rows deleted by ku9.run_maintenance, by kind.")
+
+/* http: the embedded gateway (cluster-wide: it serves one database) */
+KU9_METRIC(KU9_M_HTTP_REQUESTS, "ku9_http_requests_total", COUNTER, CLUSTER,
+		   "status", KU9_NO_BUCKETS,
+		   "HTTP requests the gateway answered, by status code.")
+KU9_METRIC(KU9_M_HTTP_DURATION, "ku9_http_request_duration_seconds", HISTOGRAM, CLUSTER,
+		   "route", KU9_BUCKETS(ku9_buckets_seconds),
+		   "Time from a request's last byte to its response, by route (rpc, events, metrics, health, other).")
+KU9_METRIC(KU9_M_HTTP_SSE_CLIENTS, "ku9_http_sse_clients", GAUGE, CLUSTER,
+		   NULL, KU9_NO_BUCKETS,
+		   "Event streams (GET /events) open on the gateway.")
+KU9_METRIC(KU9_M_HTTP_SSE_EVENTS, "ku9_http_sse_events_total", COUNTER, CLUSTER,
+		   NULL, KU9_NO_BUCKETS,
+		   "Events sent on the gateway's event streams.")
+KU9_METRIC(KU9_M_HTTP_DB_ERRORS, "ku9_http_db_connection_failures_total", COUNTER, CLUSTER,
+		   NULL, KU9_NO_BUCKETS,
+		   "Connections of the gateway to the database that failed or broke.")

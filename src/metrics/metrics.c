@@ -89,6 +89,9 @@ typedef struct Ku9MetricDef
 static const double ku9_buckets_bytes[] = {
 	64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384
 };
+static const double ku9_buckets_seconds[] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5
+};
 
 #define KU9_BUCKETS(arr) (arr), lengthof(arr)
 #define KU9_NO_BUCKETS NULL, 0
@@ -153,6 +156,8 @@ PG_FUNCTION_INFO_V1(ku9_metrics);
 PG_FUNCTION_INFO_V1(ku9_metric_samples);
 
 StaticAssertDecl(lengthof(ku9_buckets_bytes) <= KU9_METRICS_MAX_BUCKETS,
+				 "too many histogram buckets");
+StaticAssertDecl(lengthof(ku9_buckets_seconds) <= KU9_METRICS_MAX_BUCKETS,
 				 "too many histogram buckets");
 
 /*

@@ -89,6 +89,7 @@
 #include "compat.h"
 #include "ku9.h"
 #include "core/util.h"
+#include "http/gateway.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "worker/worker.h"
@@ -155,6 +156,24 @@ Ku9WorkerShmemInit(void)
 }
 
 /*
+ * Ku9LauncherGeneration is the generation of the running launcher.
+ */
+uint32
+Ku9LauncherGeneration(void)
+{
+	return pg_atomic_read_u32(&worker_shmem->generation);
+}
+
+/*
+ * Ku9GatewayEnabled: the launcher starts gateway workers.
+ */
+bool
+Ku9GatewayEnabled(void)
+{
+	return ku9_http_port > 0 && ku9_http_workers > 0;
+}
+
+/*
  * Ku9RegisterLauncher registers the launcher; called by _PG_init while
  * preloading.
  */
@@ -174,20 +193,36 @@ Ku9RegisterLauncher(void)
 	RegisterBackgroundWorker(&bgw);
 }
 
+/*
+ * slot_name names the process of a launcher slot: the first n_jobs slots
+ * are workers, the rest gateway workers (src/http/gateway.c).
+ */
+static void
+slot_name(int slot, int n_jobs, char *buf, size_t len)
+{
+	if (slot < n_jobs)
+		snprintf(buf, len, "ku9 worker %d", slot + 1);
+	else
+		snprintf(buf, len, "ku9 gateway %d", slot - n_jobs + 1);
+}
+
 static BackgroundWorkerHandle *
-start_worker(int index, uint32 generation)
+start_worker(int slot, int n_jobs, uint32 generation)
 {
 	BackgroundWorker bgw;
 	BackgroundWorkerHandle *handle;
+	bool		gateway = slot >= n_jobs;
+	int			index = gateway ? slot - n_jobs : slot;
 
 	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* a gateway worker reaches its database through libpq, as a client */
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | (gateway ? 0 : BGWORKER_BACKEND_DATABASE_CONNECTION);
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "ku9");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "Ku9WorkerMain");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "ku9 worker %d", index + 1);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "ku9 worker");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, gateway ? "Ku9GatewayMain" : "Ku9WorkerMain");
+	slot_name(slot, n_jobs, bgw.bgw_name, BGW_MAXLEN);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, gateway ? "ku9 gateway" : "ku9 worker");
 	bgw.bgw_main_arg = Int32GetDatum(index);
 	memcpy(bgw.bgw_extra, &generation, sizeof(generation));
 	bgw.bgw_notify_pid = MyProcPid;
@@ -230,14 +265,16 @@ database_exists(const char *name)
 void
 Ku9LauncherMain(Datum main_arg)
 {
-	BackgroundWorkerHandle *handles[KU9_MAX_WORKERS] = {0};
-	TimestampTz started[KU9_MAX_WORKERS] = {0};
-	bool		ever_started[KU9_MAX_WORKERS] = {0};
+	BackgroundWorkerHandle *handles[KU9_MAX_WORKERS + KU9_MAX_HTTP_WORKERS] = {0};
+	TimestampTz started[KU9_MAX_WORKERS + KU9_MAX_HTTP_WORKERS] = {0};
+	bool		ever_started[KU9_MAX_WORKERS + KU9_MAX_HTTP_WORKERS] = {0};
 	bool		warned_slots = false;
 	bool		warned_database = false;
 	int			n_wait;
 	uint32		generation;
-	int			n = Min(ku9_workers, KU9_MAX_WORKERS);
+	int			n_jobs = Min(ku9_workers, KU9_MAX_WORKERS);
+	int			n_http = Ku9GatewayEnabled() ? Min(ku9_http_workers, KU9_MAX_HTTP_WORKERS) : 0;
+	int			n = n_jobs + n_http;
 
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -256,7 +293,8 @@ Ku9LauncherMain(Datum main_arg)
 	}
 	if (n > 0)
 		ereport(LOG,
-				errmsg("ku9 launcher started: %d workers in database \"%s\"", n, ku9_database));
+				errmsg("ku9 launcher started: %d workers and %d gateway workers in database \"%s\"",
+					   n_jobs, n_http, ku9_database));
 
 	for (;;)
 	{
@@ -305,20 +343,28 @@ Ku9LauncherMain(Datum main_arg)
 			}
 			if (handles[i] != NULL)
 			{
+				char		name[BGW_MAXLEN];
+
 				pfree(handles[i]);
 				handles[i] = NULL;
-				ereport(LOG, errmsg("ku9 worker %d exited; starting it again", i + 1));
+				slot_name(i, n_jobs, name, sizeof(name));
+				ereport(LOG, errmsg("%s exited; starting it again", name));
 				Ku9MetricInc(KU9_M_WORKER_RESTARTS, NULL);
 			}
-			handles[i] = start_worker(i, generation);
+			handles[i] = start_worker(i, n_jobs, generation);
 			started[i] = now;
 			ever_started[i] = true;
 			if (handles[i] == NULL)
 			{
 				if (!warned_slots)
+				{
+					char		name[BGW_MAXLEN];
+
+					slot_name(i, n_jobs, name, sizeof(name));
 					ereport(WARNING,
-							errmsg("ku9 could not start worker %d: no background worker slot is free", i + 1),
-							errhint("Raise \"max_worker_processes\"; ku9 needs ku9.workers plus one."));
+							errmsg("could not start %s: no background worker slot is free", name),
+							errhint("Raise \"max_worker_processes\"; ku9 needs ku9.workers plus ku9.http_workers plus one."));
+				}
 				warned_slots = true;
 				timeout = Min(timeout, RESTART_DELAY_MS);
 				continue;

@@ -141,3 +141,31 @@ export async function rejectsWith(promise, code, message, what = '') {
   }
   return caught;
 }
+
+// GATEWAY_URL is the embedded gateway of the server under test (tools/test.sh
+// sets KU9_HTTP_URL; the server must have ku9.http_port set and
+// ku9_authenticator able to log in).
+export const GATEWAY_URL = process.env.KU9_HTTP_URL || 'http://127.0.0.1:3000';
+
+// waitForGateway waits until GET /health answers 200 and a function call
+// works (the gateway has connected and read its catalog).
+export async function waitForGateway(timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const h = await fetch(`${GATEWAY_URL}/health`);
+      if (h.status === 200) {
+        const r = await fetch(`${GATEWAY_URL}/rpc/jwks`, { method: 'POST' });
+        if (r.status === 200) return;
+        last = `jwks: ${r.status} ${await r.text()}`;
+      } else {
+        last = `health: ${h.status} ${await h.text()}`;
+      }
+    } catch (err) {
+      last = err.message;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the gateway at ${GATEWAY_URL} did not come up: ${last}`);
+}
