@@ -53,7 +53,8 @@ SET request.jwt.claims = '{"sub": "00000000-0000-4000-8000-0000000000aa", "role"
 SELECT ku9.uid(), ku9.role();
 RESET ROLE;
 
--- the authenticator itself (NOINHERIT) holds nothing until it switches role
+-- the authenticator itself (NOINHERIT) holds only the gateway's helpers (ku9._gateway_*,
+-- ku9.metrics) until it switches role
 SET ROLE ku9_authenticator;
 SELECT pg_temp.sqlerr('SELECT ku9.uid()');
 SET ROLE ku9_service;

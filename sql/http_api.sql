@@ -93,6 +93,48 @@ RESET ROLE;
 RESET ku9.jwt_secret;
 SELECT pg_temp.sqlerr($$SELECT ku9.postgrest_config()$$);
 
+-- the gateway's start of a request (ku9._gateway_begin), as ku9_authenticator
+SET ku9.jwt_secret = 'http-regress-secret-0123456789abcdefghij';
+SELECT ku9.jwt_sign(jsonb_build_object('sub', '00000000-0000-4000-8000-0000000000b1', 'role', 'ku9_user',
+                                       'aud', 'authenticated', 'exp', extract(epoch from now())::int + 600)) AS user_token \gset
+SELECT ku9.jwt_sign(jsonb_build_object('sub', '00000000-0000-4000-8000-0000000000b1', 'role', 'postgres',
+                                       'aud', 'authenticated', 'exp', extract(epoch from now())::int + 600)) AS super_token \gset
+SELECT ku9.jwt_sign(jsonb_build_object('sub', '00000000-0000-4000-8000-0000000000b1', 'role', 'ku9_user',
+                                       'aud', 'authenticated', 'exp', extract(epoch from now())::int - 600)) AS old_token \gset
+SET ROLE ku9_authenticator;
+BEGIN;
+SELECT ku9._gateway_begin(NULL, 'GET', '/rpc/jwks', '{"accept": "*/*"}', '{}', true, 'rpc');
+SELECT current_user, ku9.uid() IS NULL AS no_uid, current_setting('request.method') AS method,
+       current_setting('request.path') AS path, current_setting('request.headers') AS headers,
+       current_setting('request.jwt.claims') AS claims, current_setting('transaction_read_only') AS read_only;
+ROLLBACK;
+BEGIN;
+SELECT ku9._gateway_begin(:'user_token', 'POST', '/rpc/unread_count', '{}', '{"c": "1"}', false, 'rpc');
+SELECT current_user, ku9.uid(), current_setting('request.cookies') AS cookies,
+       current_setting('transaction_read_only') AS read_only;
+-- once switched, the gateway's helpers are out of reach
+SELECT pg_temp.sqlerr($$SELECT ku9._gateway_begin(NULL, 'GET', '/', '{}', '{}', true, 'rpc')$$);
+ROLLBACK;
+SELECT pg_temp.sqlerr(format($$SELECT ku9._gateway_begin(%L, 'POST', '/rpc/x', '{}', '{}', false, 'rpc')$$, :'super_token'));
+SELECT pg_temp.sqlerr(format($$SELECT ku9._gateway_begin(%L, 'POST', '/rpc/x', '{}', '{}', false, 'rpc')$$, :'old_token'));
+SELECT pg_temp.sqlerr($$SELECT ku9._gateway_begin('not.a.token', 'POST', '/rpc/x', '{}', '{}', false, 'rpc')$$);
+-- the event stream's reader: anonymous callers get PT401
+BEGIN;
+SELECT ku9._gateway_begin(NULL, 'GET', '/events', '{}', '{}', true, 'events');
+SELECT pg_temp.sqlerr($$SELECT * FROM ku9.events_after(NULL, 10)$$);
+ROLLBACK;
+BEGIN;
+SELECT ku9._gateway_begin(:'user_token', 'GET', '/events', '{}', '{}', true, 'events');
+SELECT user_id, cursor >= 0 AS has_cursor, n, stream, topics FROM ku9.events_after(0, 10);
+ROLLBACK;
+RESET ROLE;
+-- request roles cannot call the gateway's helpers
+SET ROLE ku9_user;
+SELECT pg_temp.sqlerr($$SELECT ku9._gateway_claims('x')$$);
+SELECT pg_temp.sqlerr($$SELECT ku9._gateway_health()$$);
+RESET ROLE;
+RESET ku9.jwt_secret;
+
 SELECT ku9.drop_collection('api_notes');
 DELETE FROM ku9.users WHERE email = 'api@example.com';
 DROP EXTENSION ku9;

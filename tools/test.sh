@@ -92,9 +92,11 @@ echo "== node"
 if [ -d test/http ] && ls test/http/*.test.mjs >/dev/null 2>&1; then
     psql -X -q -d postgres -c 'CREATE DATABASE ku9_node' &&
         psql -X -q -d ku9_node -c 'CREATE EXTENSION ku9 CASCADE' \
+            -c "ALTER DATABASE ku9_node SET ku9.jwt_secret = '$(head -c 36 /dev/urandom | base64 | tr -d '/+=\n')'" \
+            -c 'ALTER DATABASE ku9_node SET ku9.bcrypt_cost = 4' \
             -c 'ALTER ROLE ku9_authenticator LOGIN' ||
         die "could not create the node test database"
-    KU9_HTTP_URL="http://127.0.0.1:$http_port" PGHOST=127.0.0.1 PGDATABASE=ku9_node node --test --test-reporter=tap test/http/ >"$work/node.log" 2>&1
+    KU9_HTTP_URL="http://127.0.0.1:$http_port" PGHOST=127.0.0.1 PGDATABASE=ku9_node node --test --test-concurrency=1 --test-reporter=tap test/http/ >"$work/node.log" 2>&1
     status=$?
     p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$work/node.log" | tail -n 1)
     f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$work/node.log" | tail -n 1)

@@ -33,7 +33,7 @@
  * libpq connection per worker LISTENs on ku9_user_<id> and ku9_topic_<name>
  * for the streams it has open (a background worker's own session cannot
  * receive notifications).  A notification marks the streams concerned;
- * each then reads ku9._gateway_events(cursor) through the pool, as its
+ * each then reads ku9.events_after(cursor) through the pool, as its
  * user, and writes what it got.  The cursor is the last notification id
  * sent, which is also each event's id, so Last-Event-ID resumes where a
  * dropped stream stopped.  Every ku9.http_heartbeat seconds a stream gets a
@@ -291,7 +291,7 @@ static bool listener_pgrst = false;	/* the listener listens on pgrst */
 static const char *const begin_sql =
 "SELECT ku9._gateway_begin($1, $2, $3, $4, $5, $6, $7)";
 static const char *const events_sql =
-"SELECT user_id, cursor, n, stream, topics FROM ku9._gateway_events($1, $2)";
+"SELECT user_id, cursor, n, stream, topics FROM ku9.events_after($1, $2)";
 static const char *const catalog_sql =
 "SELECT p.proname, quote_ident(p.proname), p.provolatile, p.proretset,"
 "       p.prorettype = 'pg_catalog.void'::pg_catalog.regtype, p.pronargs, p.pronargdefaults,"
@@ -2441,7 +2441,8 @@ Ku9GatewayMain(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGPIPE, SIG_IGN);
 	BackgroundWorkerUnblockSignals();
-	/* no database session of its own: it reaches ku9.database through libpq */
+	/* no database: this only makes the worker visible in pg_stat_activity */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	snprintf(name, sizeof(name), "ku9 gateway %d", gateway_index + 1);
 	SetConfigOption("application_name", name, PGC_USERSET, PGC_S_OVERRIDE);
 	pgstat_report_appname(name);
@@ -2471,6 +2472,8 @@ Ku9GatewayMain(Datum main_arg)
 		MHD_UNSIGNED_LONG_LONG mhd_timeout;
 		int			n;
 
+		/* barriers (DROP DATABASE waits for every process to absorb them) */
+		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

@@ -319,14 +319,14 @@ COMMENT ON FUNCTION ku9._gateway_begin(text, text, text, text, text, boolean, te
     'the start of each request of the embedded gateway: token, role, request settings, pre_request';
 
 /*
- * _gateway_events reads the event stream of the signed-in user (GET
+ * events_after reads the event stream of the signed-in user (GET
  * /events): the notifications of ku9.inbox after after_id (NULL: from the
  * newest, for a stream without Last-Event-ID), at most lim, already in
  * server-sent events form, with the user's id, the new cursor, how many
  * were read, and the user's topics one per line (the channels the gateway
  * listens to for them).  A token whose session has ended gets PT401.
  */
-CREATE FUNCTION ku9._gateway_events(after_id bigint, lim integer,
+CREATE FUNCTION ku9.events_after(after_id bigint, lim integer,
                                     OUT user_id uuid, OUT cursor bigint, OUT n integer,
                                     OUT stream text, OUT topics text)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -355,7 +355,7 @@ BEGIN
       FROM ku9.list_subscriptions() s;
 END
 $$;
-COMMENT ON FUNCTION ku9._gateway_events(bigint, integer) IS
+COMMENT ON FUNCTION ku9.events_after(bigint, integer) IS
     'the signed-in user''s notifications after a cursor, for the gateway''s event stream';
 
 /*
@@ -372,8 +372,8 @@ $$;
 COMMENT ON FUNCTION ku9._gateway_health() IS 'GET /health of the gateway';
 
 REVOKE ALL ON FUNCTION ku9._gateway_claims(text), ku9._gateway_begin(text, text, text, text, text, boolean, text),
-    ku9._gateway_events(bigint, integer), ku9._gateway_health() FROM PUBLIC;
+    ku9.events_after(bigint, integer), ku9._gateway_health() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ku9._gateway_claims(text), ku9._gateway_begin(text, text, text, text, text, boolean, text),
     ku9._gateway_health() TO ku9_authenticator;
-GRANT EXECUTE ON FUNCTION ku9._gateway_events(bigint, integer) TO ku9_user, ku9_service;
+GRANT EXECUTE ON FUNCTION ku9.events_after(bigint, integer) TO ku9_anon, ku9_user, ku9_service;
 GRANT EXECUTE ON FUNCTION ku9.metrics() TO ku9_authenticator;

@@ -215,8 +215,8 @@ start_worker(int slot, int n_jobs, uint32 generation)
 	int			index = gateway ? slot - n_jobs : slot;
 
 	memset(&bgw, 0, sizeof(bgw));
-	/* a gateway worker reaches its database through libpq, as a client */
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | (gateway ? 0 : BGWORKER_BACKEND_DATABASE_CONNECTION);
+	/* a gateway worker has no database session: it reaches ku9.database through libpq */
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "ku9");

@@ -32,6 +32,8 @@ sub ku9_node
 	croak 'ku9_node: unknown options: ' . join(', ', sort keys %opts)
 	  if %opts;
 
+	# the HTTP gateway only where a test turns it on (later lines win)
+	unshift @conf, 'ku9.http_port = 0';
 	unshift @conf, "shared_preload_libraries = 'ku9'" if $preload;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
