@@ -34,6 +34,7 @@
 #include "ku9.h"
 #include "docs/docs.h"
 #include "http/gateway.h"
+#include "notify/horizon.h"
 #include "metrics/metrics.h"
 #include "auth/throttle.h"
 #include "queue/queue.h"
@@ -389,6 +390,7 @@ ku9_shmem_request(void)
 
 	RequestAddinShmemSpace(Ku9MetricsShmemSize());
 	RequestAddinShmemSpace(Ku9QueueShmemSize());
+	RequestAddinShmemSpace(Ku9NotifyShmemSize());
 	RequestAddinShmemSpace(Ku9ThrottleShmemSize());
 	RequestAddinShmemSpace(Ku9WorkerShmemSize());
 	RequestNamedLWLockTranche("ku9", KU9_LWLOCK_COUNT);
@@ -405,6 +407,7 @@ ku9_shmem_startup(void)
 
 	Ku9MetricsShmemInit();
 	Ku9QueueShmemInit();
+	Ku9NotifyShmemInit();
 	Ku9ThrottleShmemInit();
 	Ku9WorkerShmemInit();
 }

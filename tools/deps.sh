@@ -13,6 +13,7 @@ packages=(
     libmicrohttpd-dev           # HTTP library of the embedded gateway
     libipc-run-perl             # TAP tests
     prometheus                  # promtool checks the metrics exposition
+    curl                        # make run checks the gateway and prints curl examples
     make gcc
 )
 

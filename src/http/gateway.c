@@ -191,6 +191,7 @@ typedef struct Request
 	bool		retset;
 	bool		retvoid;
 	char	   *last_event_id;
+	char	   *collections;	/* ?collections=a,b as an array literal */
 
 	/* the response */
 	bool		responded;
@@ -211,6 +212,8 @@ typedef struct Stream
 	char	   *token;
 	char	   *headers;
 	char	   *cookies;
+	char	   *collections;	/* asked for, as an array literal */
+	List	   *follows;		/* "ku9_docs_<name>" channel + access letter, per collection followed */
 	char		user_id[37];
 	int64		cursor;
 	List	   *channels;		/* names of the channels it is in */
@@ -291,7 +294,7 @@ static bool listener_pgrst = false;	/* the listener listens on pgrst */
 static const char *const begin_sql =
 "SELECT ku9._gateway_begin($1, $2, $3, $4, $5, $6, $7)";
 static const char *const events_sql =
-"SELECT user_id, cursor, n, stream, topics FROM ku9.events_after($1, $2)";
+"SELECT user_id, cursor, n, stream, topics, follows, held FROM ku9.events_after($1, $2, $3)";
 static const char *const catalog_sql =
 "SELECT p.proname, quote_ident(p.proname), p.provolatile, p.proretset,"
 "       p.prorettype = 'pg_catalog.void'::pg_catalog.regtype, p.pronargs, p.pronargdefaults,"
@@ -1072,7 +1075,7 @@ job_start(Conn *c, Job *job)
 				Request    *req = job->req;
 				char		cursor[32];
 				char		lim[16];
-				const char *values[2] = {NULL, lim};
+				const char *values[3] = {NULL, lim, s ? s->collections : req->collections};
 
 				snprintf(lim, sizeof(lim), "%d", EVENTS_PER_READ);
 				if (s)
@@ -1086,7 +1089,7 @@ job_start(Conn *c, Job *job)
 					values[0] = req->last_event_id;
 					ok = send_begin(c, req->token, "GET", "/events", req->headers, req->cookies, true, "events");
 				}
-				ok = ok && send_prepared(c, STMT_EVENTS, events_sql, 2, values);
+				ok = ok && send_prepared(c, STMT_EVENTS, events_sql, 3, values);
 				break;
 			}
 	}
@@ -1160,13 +1163,31 @@ channel_get(const char *name, bool create)
  * stream_set_channels puts a stream in the channels of its user and topics.
  */
 static void
-stream_set_channels(Stream *s, const char *topics)
+stream_set_channels(Stream *s, const char *topics, const char *follows)
 {
 	ListCell   *lc;
 	List	   *wanted = NIL;
 	MemoryContext old = MemoryContextSwitchTo(s->cxt);
 
 	wanted = lappend(wanted, psprintf("ku9_user_%s", s->user_id));
+	/* "name<TAB>access" lines: the channel, and the access's first letter */
+	list_free_deep(s->follows);
+	s->follows = NIL;
+	for (const char *p = follows; p && *p;)
+	{
+		const char *nl = strchr(p, '\n');
+		const char *tab = strchr(p, '\t');
+		int			len = nl ? (int) (nl - p) : (int) strlen(p);
+
+		if (tab && tab < p + len)
+		{
+			char	   *ch = psprintf("ku9_docs_%.*s", (int) (tab - p), p);
+
+			wanted = lappend(wanted, ch);
+			s->follows = lappend(s->follows, psprintf("%c%s", tab[1], ch));
+		}
+		p = nl ? nl + 1 : p + len;
+	}
 	for (const char *p = topics; p && *p;)
 	{
 		const char *nl = strchr(p, '\n');
@@ -1365,6 +1386,7 @@ events_result(Job *job, PGresult *res)
 	int			n = atoi(PQgetvalue(res, 0, 2));
 	const char *text = PQgetvalue(res, 0, 3);
 	const char *topics = PQgetvalue(res, 0, 4);
+	const char *follows = PQgetvalue(res, 0, 5);
 
 	if (s == NULL)
 	{
@@ -1381,6 +1403,7 @@ events_result(Job *job, PGresult *res)
 		s->token = req->token ? pstrdup(req->token) : NULL;
 		s->headers = pstrdup(req->headers);
 		s->cookies = pstrdup(req->cookies);
+		s->collections = pstrdup(req->collections);
 		initStringInfo(&s->out);
 		s->job.kind = JOB_EVENTS;
 		s->job.stream = s;
@@ -1397,7 +1420,7 @@ events_result(Job *job, PGresult *res)
 	}
 	s->cursor = cursor;
 	s->last_read = GetCurrentTimestamp();
-	stream_set_channels(s, topics);
+	stream_set_channels(s, topics, follows);
 	if (n > 0)
 	{
 		stream_write(s, text, strlen(text));
@@ -1406,6 +1429,9 @@ events_result(Job *job, PGresult *res)
 	/* a full read may have left more */
 	if (n >= EVENTS_PER_READ)
 		s->dirty = true;
+	/* newer rows wait for an older id still in flight: read again at the next tick */
+	if (PQgetvalue(res, 0, 6)[0] == 't')
+		s->last_read = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -1698,6 +1724,57 @@ listener_sync(void)
 }
 
 /*
+ * document_event passes a collection's change event ({"op", "_id",
+ * "owner", "version", "seq"}, from src/docs/docs.c) to the streams that
+ * follow the collection and may see the document: its owner for an
+ * owner-access collection, everyone following a public_read one, and
+ * ku9_service (the only one who can follow them) for a service one.  It
+ * has no event id: Last-Event-ID stays the last notification's.
+ */
+static void
+document_event(Channel *ch, const char *channel, const char *payload)
+{
+	const char *owner = strstr(payload, "\"owner\":\"");
+	char	   *data = NULL;
+	ListCell   *lc;
+
+	if (payload[0] != '{')
+		return;
+	foreach(lc, ch->streams)
+	{
+		Stream	   *s = lfirst(lc);
+		char		access = 0;
+		ListCell   *fc;
+
+		foreach(fc, s->follows)
+		{
+			const char *f = lfirst(fc);
+
+			if (strcmp(f + 1, channel) == 0)
+				access = f[0];
+		}
+		if (access == 'o' && !(owner && strncmp(owner + 9, s->user_id, 36) == 0))
+			continue;
+		if (access != 'o' && access != 'p' && access != 's')
+			continue;
+		if (data == NULL)
+		{
+			StringInfoData buf;
+
+			initStringInfo(&buf);
+			appendStringInfoString(&buf, "event: document\ndata: {\"collection\":");
+			escape_json(&buf, channel + 9);
+			appendStringInfo(&buf, ",%s\n\n", payload + 1);
+			data = buf.data;
+		}
+		stream_write(s, data, strlen(data));
+		Ku9MetricInc(KU9_M_HTTP_SSE_EVENTS, NULL);
+	}
+	if (data)
+		pfree(data);
+}
+
+/*
  * listener_io reads the listener's results and notifications.
  */
 static void
@@ -1731,7 +1808,9 @@ listener_io(void)
 		{
 			Channel    *ch = channel_get(n->relname, false);
 
-			if (ch)
+			if (ch && strncmp(n->relname, "ku9_docs_", 9) == 0)
+				document_event(ch, n->relname, n->extra);
+			else if (ch)
 			{
 				ListCell   *lc;
 
@@ -2090,6 +2169,34 @@ dispatch(Request *req)
 	else if (kind == JOB_EVENTS)
 	{
 		const char *last = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Last-Event-ID");
+		const char *colls = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "collections");
+		StringInfoData arr;
+
+		/* ?collections=a,b: the collections whose change events to follow */
+		initStringInfo(&arr);
+		appendStringInfoChar(&arr, '{');
+		for (const char *p = colls; p && *p;)
+		{
+			const char *comma = strchr(p, ',');
+			int			len = comma ? (int) (comma - p) : (int) strlen(p);
+
+			if (len > 0)
+			{
+				if (arr.len > 1)
+					appendStringInfoChar(&arr, ',');
+				appendStringInfoChar(&arr, '"');
+				for (int i = 0; i < len; i++)
+				{
+					if (p[i] == '"' || p[i] == '\\')
+						appendStringInfoChar(&arr, '\\');
+					appendStringInfoChar(&arr, p[i]);
+				}
+				appendStringInfoChar(&arr, '"');
+			}
+			p = comma ? comma + 1 : p + len;
+		}
+		appendStringInfoChar(&arr, '}');
+		req->collections = arr.data;
 
 		if (last == NULL)
 			last = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "last_event_id");

@@ -323,17 +323,26 @@ COMMENT ON FUNCTION ku9._gateway_begin(text, text, text, text, text, boolean, te
  * /events): the notifications of ku9.inbox after after_id (NULL: from the
  * newest, for a stream without Last-Event-ID), at most lim, already in
  * server-sent events form, with the user's id, the new cursor, how many
- * were read, and the user's topics one per line (the channels the gateway
- * listens to for them).  A token whose session has ended gets PT401.
+ * were read, the user's topics one per line (the channels the gateway
+ * listens to for them), and of the collections asked for, those whose
+ * change events the user may see, as "name<TAB>access" lines (owner: the
+ * user's own documents; public_read: all; service: all, for ku9_service).
+ * A token whose session has ended gets PT401.  Only ids up to
+ * ku9._notification_horizon are read, so the cursor never passes an id
+ * that commits later (hence VOLATILE: the rows are read in a snapshot
+ * taken after the horizon); held says that newer rows wait for it.
  */
-CREATE FUNCTION ku9.events_after(after_id bigint, lim integer,
-                                    OUT user_id uuid, OUT cursor bigint, OUT n integer,
-                                    OUT stream text, OUT topics text)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+CREATE FUNCTION ku9.events_after(after_id bigint, lim integer, collections text[] DEFAULT '{}',
+                                 OUT user_id uuid, OUT cursor bigint, OUT n integer,
+                                 OUT stream text, OUT topics text, OUT follows text, OUT held boolean)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, ku9, pg_temp
 AS $$
 DECLARE
     sid uuid := ku9._claimed_session();
+    service boolean := ku9.role() = 'ku9_service';
+    last bigint;
+    horizon bigint;
 BEGIN
     user_id := ku9.uid();
     IF user_id IS NULL THEN
@@ -344,19 +353,30 @@ BEGIN
         RAISE EXCEPTION 'session has ended' USING ERRCODE = 'PT401',
             HINT = 'The token belongs to a session that was signed out or revoked; sign in again.';
     END IF;
-    cursor := coalesce(after_id, (SELECT max(m.id) FROM ku9.notifications m), 0);
-    SELECT coalesce(max(i.id), cursor), count(*),
+    -- first how far every id is settled, then (a new snapshot) the rows up to there
+    last := (SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END FROM ku9.notification_seq s);
+    horizon := ku9._notification_horizon(last);
+    -- a new stream starts now
+    cursor := coalesce(after_id, CASE WHEN horizon > 0 THEN horizon ELSE last END);
+    SELECT coalesce(max(i.id) FILTER (WHERE i.id <= horizon), cursor),
+           count(*) FILTER (WHERE i.id <= horizon),
            coalesce(string_agg(format(E'id: %s\nevent: notification\ndata: %s\n\n', i.id,
                                       json_build_object('id', i.id, 'topic', i.topic, 'payload', i.payload,
-                                                        'created_at', i.created_at)), '' ORDER BY i.id), '')
-      INTO cursor, n, stream
+                                                        'created_at', i.created_at)), '' ORDER BY i.id)
+                        FILTER (WHERE i.id <= horizon), ''),
+           coalesce(bool_or(i.id > horizon), false)
+      INTO cursor, n, stream, held
       FROM ku9.inbox(cursor, lim) i;
     SELECT coalesce(string_agg(s.topic, E'\n' ORDER BY s.topic), '') INTO topics
       FROM ku9.list_subscriptions() s;
+    SELECT coalesce(string_agg(c.name || E'\t' || c.access, E'\n' ORDER BY c.name), '') INTO follows
+      FROM ku9.collections c
+     WHERE c.name = ANY (coalesce(collections, '{}')) AND c.events
+       AND (c.access <> 'service' OR service);
 END
 $$;
-COMMENT ON FUNCTION ku9.events_after(bigint, integer) IS
-    'the signed-in user''s notifications after a cursor, for the gateway''s event stream';
+COMMENT ON FUNCTION ku9.events_after(bigint, integer, text[]) IS
+    'the signed-in user''s notifications after a cursor, and the collections they may follow, for the gateway''s event stream';
 
 /*
  * _gateway_health: the database answers, and how many ku9 workers run.
@@ -372,8 +392,8 @@ $$;
 COMMENT ON FUNCTION ku9._gateway_health() IS 'GET /health of the gateway';
 
 REVOKE ALL ON FUNCTION ku9._gateway_claims(text), ku9._gateway_begin(text, text, text, text, text, boolean, text),
-    ku9.events_after(bigint, integer), ku9._gateway_health() FROM PUBLIC;
+    ku9.events_after(bigint, integer, text[]), ku9._gateway_health() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ku9._gateway_claims(text), ku9._gateway_begin(text, text, text, text, text, boolean, text),
     ku9._gateway_health() TO ku9_authenticator;
-GRANT EXECUTE ON FUNCTION ku9.events_after(bigint, integer) TO ku9_anon, ku9_user, ku9_service;
+GRANT EXECUTE ON FUNCTION ku9.events_after(bigint, integer, text[]) TO ku9_anon, ku9_user, ku9_service;
 GRANT EXECUTE ON FUNCTION ku9.metrics() TO ku9_authenticator;

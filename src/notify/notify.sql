@@ -38,8 +38,25 @@ CREATE SEQUENCE ku9.notification_seq;
 COMMENT ON SEQUENCE ku9.notification_seq IS 'ids of notifications and of subscription windows';
 SELECT pg_catalog.pg_extension_config_dump('ku9.notification_seq', '');
 
+/*
+ * Notification ids are taken with _notification_id, which notes them as in
+ * flight until the transaction ends, and read up to _notification_horizon,
+ * so that a reader's cursor never passes an id that commits later (see
+ * src/notify/horizon.c).
+ */
+CREATE FUNCTION ku9._notification_id() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ku9_notification_id'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION ku9._notification_id() IS 'the next notification id, noted in flight until the transaction ends, for ku9''s own use';
+CREATE FUNCTION ku9._notification_horizon(last bigint) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ku9_notification_horizon'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ku9._notification_horizon(bigint) IS
+    'the highest notification id a reader may pass: no lower id can still commit, for ku9''s own use';
+REVOKE ALL ON FUNCTION ku9._notification_id(), ku9._notification_horizon(bigint) FROM PUBLIC;
+
 CREATE TABLE ku9.notifications (
-    id          bigint PRIMARY KEY DEFAULT pg_catalog.nextval('ku9.notification_seq'),
+    id          bigint PRIMARY KEY DEFAULT ku9._notification_id(),
     topic_id    integer REFERENCES ku9.topics ON DELETE CASCADE,
     user_id     uuid REFERENCES ku9.users ON DELETE CASCADE,
     payload     jsonb NOT NULL,

@@ -158,3 +158,36 @@ test('after the gateway drops the stream, Last-Event-ID resumes it without loss'
   s.es.close();
   await waitForGateway();
 });
+
+test('document change events: of the collections followed, those the user may see', async () => {
+  const own = uniqueName('sse_own');
+  const pub = uniqueName('sse_pub');
+  await sql('SELECT ku9.create_collection($1)', [own]);
+  await sql(`SELECT ku9.create_collection($1, '{"access": "public_read"}')`, [pub]);
+  cleanup.push(`SELECT ku9.drop_collection('${own}')`, `SELECT ku9.drop_collection('${pub}')`);
+  const a = await user();
+  const b = await user();
+
+  const docs = [];
+  let wake;
+  const es = new EventSource(`${GATEWAY_URL}/events?collections=${own},${pub},no_such_collection`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, Authorization: `Bearer ${a.token}` } }),
+  });
+  sources.push(es);
+  const lastIds = [];
+  es.addEventListener('document', (e) => { docs.push(JSON.parse(e.data)); lastIds.push(e.lastEventId); if (wake) wake(); });
+  await new Promise((resolve) => es.addEventListener('open', resolve, { once: true }));
+
+  await rpc('insert_one', { collection: own, document: { who: 'b' } }, b.token);   // not a's: not seen
+  const mine = await rpc('insert_one', { collection: own, document: { who: 'a' } }, a.token);
+  await rpc('insert_one', { collection: pub, document: { who: 'b' } }, b.token);   // public: seen
+  await rpc('update_one', { collection: own, filter: { who: 'a' }, update: { $set: { n: 1 } } }, a.token);
+  const deadline = Date.now() + 5000;
+  while (docs.length < 3 && Date.now() < deadline) await new Promise((r) => { wake = r; setTimeout(r, 200); });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(docs.map((d) => [d.collection, d.op, d.owner]),
+    [[own, 'insert', a.id], [pub, 'insert', b.id], [own, 'update', a.id]]);
+  assert.deepEqual(docs[0]._id, mine.inserted_id);
+  assert.deepEqual(lastIds, ['', '', ''], 'document events carry no id: Last-Event-ID stays a notification id');
+  es.close();
+});
