@@ -130,7 +130,7 @@ ROLLBACK;
 RESET ROLE;
 -- request roles cannot call the gateway's helpers
 SET ROLE ku9_user;
-SELECT pg_temp.sqlerr($$SELECT ku9._gateway_claims('x')$$);
+SELECT pg_temp.sqlerr($$SELECT ku9._gateway_begin(NULL, 'GET', '/', '{}', '{}', true, 'rpc')$$);
 SELECT pg_temp.sqlerr($$SELECT ku9._gateway_health()$$);
 RESET ROLE;
 RESET ku9.jwt_secret;

@@ -158,14 +158,12 @@ COMMENT ON FUNCTION ku9._count_failure(text, text) IS 'count a throttled failure
  * or not a uuid.
  */
 CREATE FUNCTION ku9._claimed_session() RETURNS uuid
-    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-BEGIN
-    RETURN (ku9.claims() ->> 'session_id')::uuid;
-EXCEPTION WHEN invalid_text_representation THEN
-    RETURN NULL;
-END
+    -- no exception block (a subtransaction per request): uuid_in's forms, checked first
+    SELECT CASE WHEN s ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$' THEN s::uuid END
+    FROM (SELECT ku9.claims() ->> 'session_id' AS s) c
 $$;
 COMMENT ON FUNCTION ku9._claimed_session() IS 'the session_id claim as uuid, for ku9''s own use';
 

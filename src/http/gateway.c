@@ -86,6 +86,8 @@
 
 /* rows a stream reads per round trip */
 #define EVENTS_PER_READ 100
+/* streams one JOB_BATCH reads */
+#define STREAMS_PER_BATCH 100
 /* a stream whose client does not keep up is closed past this much unsent */
 #define STREAM_MAX_BACKLOG (1024 * 1024)
 /* how long a stopping worker lets requests in flight finish */
@@ -114,7 +116,8 @@ typedef enum JobKind
 	JOB_EVENTS,					/* a stream's first read, or a later one */
 	JOB_METRICS,
 	JOB_HEALTH,
-	JOB_CATALOG
+	JOB_CATALOG,
+	JOB_BATCH					/* reads of many streams that a NOTIFY woke */
 } JobKind;
 
 struct Request;
@@ -129,6 +132,7 @@ typedef struct Job
 	bool		running;
 	struct Request *req;		/* the HTTP request it answers, if any */
 	struct Stream *stream;		/* the stream it reads for, if any */
+	List	   *streams;		/* JOB_BATCH: the streams it reads for */
 } Job;
 
 /* a ku9_api function as the catalog describes it */
@@ -223,6 +227,7 @@ typedef struct Stream
 	bool		dirty;			/* needs a read */
 	bool		closing;		/* end the stream once out is sent */
 	bool		gone;			/* libmicrohttpd has closed it */
+	bool		batched;		/* in a JOB_BATCH, waiting or running */
 	TimestampTz last_read;
 	TimestampTz last_write;
 	Job			job;
@@ -284,6 +289,7 @@ static dlist_head job_queue = DLIST_STATIC_INIT(job_queue);
 static Job	catalog_job = {JOB_CATALOG};
 static dlist_head streams = DLIST_STATIC_INIT(streams);
 static int	nstreams = 0;
+static List *batch_pending = NIL;	/* streams a NOTIFY woke, for the next JOB_BATCH */
 static HTAB *channels = NULL;
 static bool channels_changed = false;
 static int	in_flight = 0;		/* requests dispatched, not answered */
@@ -295,6 +301,8 @@ static const char *const begin_sql =
 "SELECT ku9._gateway_begin($1, $2, $3, $4, $5, $6, $7)";
 static const char *const events_sql =
 "SELECT user_id, cursor, n, stream, topics, follows, held FROM ku9.events_after($1, $2, $3)";
+static const char *const batch_sql =
+"SELECT i, cursor, n, stream, held FROM ku9._gateway_read($1::uuid[], $2::bigint[], $3)";
 static const char *const catalog_sql =
 "SELECT p.proname, quote_ident(p.proname), p.provolatile, p.proretset,"
 "       p.prorettype = 'pg_catalog.void'::pg_catalog.regtype, p.pronargs, p.pronargdefaults,"
@@ -309,6 +317,8 @@ static const char *const catalog_sql =
 /* statement numbers of the fixed statements */
 #define STMT_BEGIN 0
 #define STMT_EVENTS (-1)
+#define STMT_BATCH (-2)
+#define STMT_FIRST STMT_BATCH	/* the lowest */
 
 static void respond(Request *req, unsigned int status, const char *body, const char *content_type);
 static void respond_error(Request *req, unsigned int status, const char *code,
@@ -908,6 +918,7 @@ conn_start(Conn *c)
 }
 
 static void job_failed(Job *job, unsigned int status, const char *code, const char *message);
+static void batch_end(Job *job, PGresult *res);
 static void job_done(Conn *c);
 
 /*
@@ -1004,9 +1015,9 @@ static bool
 send_prepared(Conn *c, int stmt, const char *sql, int nparams, const char *const *values)
 {
 	char		name[16];
-	int			key = stmt + 1;	/* Bitmapset members are >= 0 */
+	int			key = stmt - STMT_FIRST + 1;	/* > 0: cmd_key uses 0 for "not a PREPARE" */
 
-	snprintf(name, sizeof(name), "k%d", stmt < 0 ? 1000000 - stmt : stmt);
+	snprintf(name, sizeof(name), "k%d", key);
 	if (!bms_is_member(key, c->prepared))
 	{
 		if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
@@ -1059,6 +1070,41 @@ job_start(Conn *c, Job *job)
 			ok = PQsendQueryParams(c->pg, "SELECT ku9._gateway_health()", 0, NULL, NULL, NULL, NULL, 0);
 			c->commands = 1;
 			break;
+		case JOB_BATCH:
+			{
+				StringInfoData users;
+				StringInfoData cursors;
+				char		lim[16];
+				const char *values[3];
+				ListCell   *lc;
+
+				initStringInfo(&users);
+				initStringInfo(&cursors);
+				appendStringInfoChar(&users, '{');
+				appendStringInfoChar(&cursors, '{');
+				foreach(lc, job->streams)
+				{
+					Stream	   *st = lfirst(lc);
+
+					if (users.len > 1)
+					{
+						appendStringInfoChar(&users, ',');
+						appendStringInfoChar(&cursors, ',');
+					}
+					appendStringInfoString(&users, st->user_id);
+					appendStringInfo(&cursors, INT64_FORMAT, st->cursor);
+				}
+				appendStringInfoChar(&users, '}');
+				appendStringInfoChar(&cursors, '}');
+				snprintf(lim, sizeof(lim), "%d", EVENTS_PER_READ);
+				values[0] = users.data;
+				values[1] = cursors.data;
+				values[2] = lim;
+				ok = send_prepared(c, STMT_BATCH, batch_sql, 3, values);
+				pfree(users.data);
+				pfree(cursors.data);
+				break;
+			}
 		case JOB_RPC:
 			{
 				Request    *req = job->req;
@@ -1119,6 +1165,11 @@ job_failed(Job *job, unsigned int status, const char *code, const char *message)
 	if (job->kind == JOB_CATALOG)
 	{
 		catalog_wanted = true;
+		return;
+	}
+	if (job->kind == JOB_BATCH)
+	{
+		batch_end(job, NULL);
 		return;
 	}
 	if (job->stream && !job->req)
@@ -1283,11 +1334,30 @@ stream_wake(Stream *s)
 	if (s->gone || s->closing)
 		return;
 	s->dirty = true;
-	if (!s->job.queued && !s->job.running)
+	if (!s->job.queued && !s->job.running && !s->batched)
 	{
 		s->dirty = false;
 		enqueue(&s->job, false);
 	}
+}
+
+/*
+ * stream_notify asks for a read of a stream that a NOTIFY concerns: with
+ * the others woken at about the same time, in one JOB_BATCH.  A stream
+ * already being read reads again when that read ends.
+ */
+static void
+stream_notify(Stream *s)
+{
+	if (s->gone || s->closing)
+		return;
+	if (s->job.queued || s->job.running || s->batched)
+	{
+		s->dirty = true;
+		return;
+	}
+	s->batched = true;
+	batch_pending = lappend(batch_pending, s);
 }
 
 /*
@@ -1339,7 +1409,12 @@ stream_close(Stream *s)
 		dlist_delete(&s->job.node);
 		s->job.queued = false;
 	}
-	if (!s->job.running)
+	if (s->batched && list_member_ptr(batch_pending, s))
+	{
+		batch_pending = list_delete_ptr(batch_pending, s);
+		s->batched = false;
+	}
+	if (!s->job.running && !s->batched)
 		MemoryContextDelete(s->cxt);
 	/* else the job's end frees it */
 }
@@ -1432,6 +1507,68 @@ events_result(Job *job, PGresult *res)
 	/* newer rows wait for an older id still in flight: read again at the next tick */
 	if (PQgetvalue(res, 0, 6)[0] == 't')
 		s->last_read = 0;
+}
+
+/*
+ * batch_end hands a JOB_BATCH's rows to its streams (res NULL: it failed;
+ * the streams read again at the next tick) and frees the job.
+ */
+static void
+batch_end(Job *job, PGresult *res)
+{
+	ListCell   *lc;
+	int			i = 0;
+	Stream	  **byindex = palloc(sizeof(Stream *) * list_length(job->streams));
+
+	foreach(lc, job->streams)
+		byindex[i++] = lfirst(lc);
+	for (int row = 0; res && row < PQntuples(res); row++)
+	{
+		int			k = atoi(PQgetvalue(res, row, 0)) - 1;
+		Stream	   *s;
+		int64		cursor = strtoi64(PQgetvalue(res, row, 1), NULL, 10);
+		int			n = atoi(PQgetvalue(res, row, 2));
+
+		if (k < 0 || k >= i)
+			continue;
+		s = byindex[k];
+		if (s->gone || cursor <= s->cursor)
+			continue;
+		s->cursor = cursor;
+		if (n > 0)
+		{
+			const char *text = PQgetvalue(res, row, 3);
+
+			stream_write(s, text, strlen(text));
+			Ku9MetricAdd(KU9_M_HTTP_SSE_EVENTS, NULL, n);
+		}
+		if (n >= EVENTS_PER_READ)
+			s->dirty = true;
+		if (PQgetvalue(res, row, 4)[0] == 't')
+			s->last_read = 0;
+	}
+	for (int k = 0; k < i; k++)
+	{
+		Stream	   *s = byindex[k];
+
+		s->batched = false;
+		if (s->gone)
+		{
+			if (!s->job.running)
+				MemoryContextDelete(s->cxt);
+			continue;
+		}
+		if (res == NULL)
+			s->last_read = 0;
+		else if (s->dirty)
+		{
+			s->dirty = false;
+			stream_notify(s);
+		}
+	}
+	pfree(byindex);
+	list_free(job->streams);
+	pfree(job);
 }
 
 /* ------------------------------------------------------------------------
@@ -1566,6 +1703,12 @@ job_done(Conn *c)
 				}
 				break;
 			}
+		case JOB_BATCH:
+			if (err)
+				ereport(LOG, errmsg("ku9 gateway could not read event streams: %s",
+									PQresultErrorMessage(err)));
+			batch_end(job, err ? NULL : res);
+			break;
 		case JOB_EVENTS:
 			{
 				Stream	   *s = job->stream;
@@ -1815,7 +1958,7 @@ listener_io(void)
 				ListCell   *lc;
 
 				foreach(lc, ch->streams)
-					stream_wake(lfirst(lc));
+					stream_notify(lfirst(lc));
 			}
 		}
 		PQfreemem(n);
@@ -1907,6 +2050,18 @@ dispatch_jobs(void)
 	{
 		catalog_wanted = false;
 		enqueue(&catalog_job, true);
+	}
+	while (batch_pending != NIL)
+	{
+		Job		   *job = MemoryContextAllocZero(gateway_cxt, sizeof(Job));
+		int			n = Min(list_length(batch_pending), STREAMS_PER_BATCH);
+		MemoryContext old = MemoryContextSwitchTo(gateway_cxt);
+
+		job->kind = JOB_BATCH;
+		job->streams = list_copy_head(batch_pending, n);
+		batch_pending = list_delete_first_n(batch_pending, n);
+		MemoryContextSwitchTo(old);
+		enqueue(job, false);
 	}
 	for (int i = 0; i < pool_size && !dlist_is_empty(&job_queue); i++)
 	{
@@ -2406,7 +2561,7 @@ start_daemon(void)
 								  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) ku9_http_idle_timeout,
 								  MHD_OPTION_CONNECTION_LIMIT, (unsigned int) ku9_http_max_connections,
 								  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) ku9_http_max_connections_per_address,
-								  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024,
+								  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 16 * 1024,
 								  MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 								  MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 								  MHD_OPTION_END);

@@ -161,26 +161,34 @@ CREATE FUNCTION ku9_api.pre_request() RETURNS void
 AS $$
 DECLARE
     uid uuid := ku9.uid();
-    sid uuid := ku9._claimed_session();
-    addr text := ku9._client_address();
+    sid uuid;
+    addr text;
     per_user integer := ku9._setting('ku9.rate_limit_per_user')::integer;
     per_addr integer := ku9._setting('ku9.rate_limit_per_address')::integer;
-    win integer := ku9._seconds('ku9.rate_limit_window');
+    win integer;
     keys text[] := ARRAY[]::text[];
 BEGIN
-    IF uid IS NOT NULL AND sid IS NOT NULL AND NOT ku9._session_live(sid, uid) THEN
-        RAISE EXCEPTION 'session has ended' USING ERRCODE = 'PT401',
-            HINT = 'The token belongs to a session that was signed out or revoked; sign in again.';
+    -- each lookup only when it can matter: this runs before every request
+    IF uid IS NOT NULL THEN
+        sid := ku9._claimed_session();
+        IF sid IS NOT NULL AND NOT ku9._session_live(sid, uid) THEN
+            RAISE EXCEPTION 'session has ended' USING ERRCODE = 'PT401',
+                HINT = 'The token belongs to a session that was signed out or revoked; sign in again.';
+        END IF;
     END IF;
     IF per_user > 0 AND uid IS NOT NULL THEN
         keys := keys || ('rate:user:' || uid);
     END IF;
-    IF per_addr > 0 AND addr IS NOT NULL THEN
-        keys := keys || ('rate:address:' || addr);
+    IF per_addr > 0 THEN
+        addr := ku9._client_address();
+        IF addr IS NOT NULL THEN
+            keys := keys || ('rate:address:' || addr);
+        END IF;
     END IF;
     IF cardinality(keys) = 0 THEN
         RETURN;
     END IF;
+    win := ku9._seconds('ku9.rate_limit_window');
     PERFORM ku9._throttle_check(keys, 'requests');
     -- count this request; the one that reaches the limit locks the key for the window
     IF per_user > 0 AND uid IS NOT NULL THEN
@@ -262,61 +270,32 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ku9_api TO ku9_user, ku9_service;
 GRANT USAGE ON SCHEMA ku9 TO ku9_authenticator;
 
 /*
- * _gateway_claims verifies a bearer token with ku9's verifier (28000 when
- * it is not good) and returns its claims.
- */
-CREATE FUNCTION ku9._gateway_claims(token text) RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT ku9.jwt_verify(token) $$;
-COMMENT ON FUNCTION ku9._gateway_claims(text) IS 'the claims of a verified bearer token, for the gateway';
-
-/*
- * _gateway_begin prepares the transaction of one request as PostgREST does:
- * role (the token's "role" claim, or ku9_anon without a token; only roles
- * granted to ku9_authenticator, else 42501), request.jwt.claims,
- * request.method, request.path, request.headers, request.cookies and
- * search_path; a read-only transaction for GET and HEAD; then, for kind
- * 'rpc', ku9_api.pre_request().  Kind 'events' (the event stream's reads)
- * only checks that the token's session is live.
+ * _gateway_begin prepares the transaction of one request as PostgREST does
+ * (src/http/request.c): role (the token's "role" claim, or ku9_anon without
+ * a token; only roles granted to ku9_authenticator, else 42501),
+ * request.jwt.claims, request.method, request.path, request.headers,
+ * request.cookies and search_path; a read-only transaction for GET and
+ * HEAD; then, for kind 'rpc', ku9_api.pre_request().  Kind 'events' (the
+ * event stream's reads) leaves the checks to ku9.events_after.
  */
 CREATE FUNCTION ku9._gateway_begin(token text, method text, path text, headers text,
                                    cookies text, read_only boolean, kind text) RETURNS void
-    LANGUAGE plpgsql VOLATILE
-AS $$
-DECLARE
-    claims jsonb := '{}';
-    r text := 'ku9_anon';
-BEGIN
-    IF token IS NOT NULL THEN
-        claims := ku9._gateway_claims(token);
-        r := coalesce(claims OPERATOR(pg_catalog.->>) 'role', 'ku9_anon');
-    ELSE
-        claims := pg_catalog.jsonb_build_object('role', r);
-    END IF;
-    IF r OPERATOR(pg_catalog.=) 'ku9_authenticator'
-       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r)
-       OR NOT pg_catalog.pg_has_role('ku9_authenticator', r, 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied to set role "%"', r USING ERRCODE = '42501',
-            HINT = 'A token''s role must be granted to ku9_authenticator.';
-    END IF;
-    PERFORM pg_catalog.set_config('role', r, true);
-    PERFORM pg_catalog.set_config('request.jwt.claims', claims::text, true);
-    PERFORM pg_catalog.set_config('request.method', method, true);
-    PERFORM pg_catalog.set_config('request.path', path, true);
-    PERFORM pg_catalog.set_config('request.headers', headers, true);
-    PERFORM pg_catalog.set_config('request.cookies', cookies, true);
-    PERFORM pg_catalog.set_config('search_path', 'ku9_api', true);
-    IF read_only THEN
-        PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);
-    END IF;
-    IF kind OPERATOR(pg_catalog.=) 'rpc' THEN
-        PERFORM ku9_api.pre_request();
-    END IF;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'ku9_gateway_begin'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION ku9._gateway_begin(text, text, text, text, text, boolean, text) IS
     'the start of each request of the embedded gateway: token, role, request settings, pre_request';
+
+/*
+ * _sse_notification is one notification as a server-sent event: its id is
+ * the notification id.
+ */
+CREATE FUNCTION ku9._sse_notification(id bigint, topic text, payload jsonb, created_at timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT pg_catalog.format(E'id: %s\nevent: notification\ndata: %s\n\n', id,
+                                   pg_catalog.json_build_object('id', id, 'topic', topic, 'payload', payload,
+                                                                'created_at', created_at)) $$;
+COMMENT ON FUNCTION ku9._sse_notification(bigint, text, jsonb, timestamptz) IS
+    'a notification as a server-sent event, for the gateway';
 
 /*
  * events_after reads the event stream of the signed-in user (GET
@@ -360,9 +339,7 @@ BEGIN
     cursor := coalesce(after_id, CASE WHEN horizon > 0 THEN horizon ELSE last END);
     SELECT coalesce(max(i.id) FILTER (WHERE i.id <= horizon), cursor),
            count(*) FILTER (WHERE i.id <= horizon),
-           coalesce(string_agg(format(E'id: %s\nevent: notification\ndata: %s\n\n', i.id,
-                                      json_build_object('id', i.id, 'topic', i.topic, 'payload', i.payload,
-                                                        'created_at', i.created_at)), '' ORDER BY i.id)
+           coalesce(string_agg(ku9._sse_notification(i.id, i.topic, i.payload, i.created_at), '' ORDER BY i.id)
                         FILTER (WHERE i.id <= horizon), ''),
            coalesce(bool_or(i.id > horizon), false)
       INTO cursor, n, stream, held
@@ -379,6 +356,64 @@ COMMENT ON FUNCTION ku9.events_after(bigint, integer, text[]) IS
     'the signed-in user''s notifications after a cursor, and the collections they may follow, for the gateway''s event stream';
 
 /*
+ * _gateway_read reads the event streams of many users at once, after a
+ * NOTIFY woke them: for each (user, cursor) what events_after would read,
+ * by position.  For ku9_authenticator only: the gateway has verified each
+ * stream's token when it opened it, and verifies it again at every
+ * heartbeat re-read (events_after).
+ */
+CREATE FUNCTION ku9._gateway_read(users uuid[], cursors bigint[], lim integer)
+    RETURNS TABLE (i integer, cursor bigint, n integer, stream text, held boolean)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, ku9, pg_temp
+AS $$
+DECLARE
+    last bigint;
+    horizon bigint;
+BEGIN
+    -- first how far every id is settled, then (a new snapshot) the rows up to there
+    last := (SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END FROM ku9.notification_seq s);
+    horizon := ku9._notification_horizon(last);
+    -- ku9._inbox_of's rows for every user in one set-based query (a call per
+    -- user costs more than its index probes), each notification's text once
+    RETURN QUERY
+    WITH u AS (
+        SELECT x.uid, x.c, x.i FROM unnest(users, cursors) WITH ORDINALITY AS x(uid, c, i)),
+    hits AS (
+        SELECT u.i, n.id FROM u
+        CROSS JOIN LATERAL (SELECT n.id FROM ku9.notifications n
+                            WHERE n.user_id = u.uid AND n.id > u.c ORDER BY n.id LIMIT lim) n
+        UNION ALL
+        SELECT u.i, n.id FROM u
+        JOIN ku9.subscriptions s ON s.user_id = u.uid
+        CROSS JOIN LATERAL (SELECT n.id FROM ku9.notifications n
+                            WHERE n.topic_id = s.topic_id AND n.id > greatest(u.c, s.from_id)
+                              AND (s.until_id IS NULL OR n.id < s.until_id)
+                            ORDER BY n.id LIMIT lim) n),
+    kept AS (
+        SELECT r.i, r.id FROM (SELECT h.i, h.id, row_number() OVER (PARTITION BY h.i ORDER BY h.id) AS k
+                               FROM hits h) r
+        WHERE r.k <= lim),
+    texts AS (
+        SELECT m.id, ku9._sse_notification(m.id, t.name, m.payload, m.created_at) AS sse
+        FROM (SELECT DISTINCT kept.id FROM kept WHERE kept.id <= horizon) d
+        JOIN ku9.notifications m ON m.id = d.id
+        LEFT JOIN ku9.topics t ON t.id = m.topic_id)
+    SELECT u.i::integer,
+           coalesce(max(k.id) FILTER (WHERE k.id <= horizon), u.c),
+           (count(k.id) FILTER (WHERE k.id <= horizon))::integer,
+           coalesce(string_agg(x.sse, '' ORDER BY k.id) FILTER (WHERE k.id <= horizon), ''),
+           coalesce(bool_or(k.id > horizon), false)
+    FROM u
+    LEFT JOIN kept k ON k.i = u.i
+    LEFT JOIN texts x ON x.id = k.id
+    GROUP BY u.i, u.c;
+END
+$$;
+COMMENT ON FUNCTION ku9._gateway_read(uuid[], bigint[], integer) IS
+    'the notifications of many event streams after their cursors, for the gateway';
+
+/*
  * _gateway_health: the database answers, and how many ku9 workers run.
  */
 CREATE FUNCTION ku9._gateway_health() RETURNS text
@@ -391,9 +426,11 @@ AS $$
 $$;
 COMMENT ON FUNCTION ku9._gateway_health() IS 'GET /health of the gateway';
 
-REVOKE ALL ON FUNCTION ku9._gateway_claims(text), ku9._gateway_begin(text, text, text, text, text, boolean, text),
+REVOKE ALL ON FUNCTION ku9._gateway_begin(text, text, text, text, text, boolean, text),
+    ku9._gateway_read(uuid[], bigint[], integer), ku9._sse_notification(bigint, text, jsonb, timestamptz),
     ku9.events_after(bigint, integer, text[]), ku9._gateway_health() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ku9._gateway_claims(text), ku9._gateway_begin(text, text, text, text, text, boolean, text),
+GRANT EXECUTE ON FUNCTION ku9._gateway_begin(text, text, text, text, text, boolean, text),
+    ku9._gateway_read(uuid[], bigint[], integer),
     ku9._gateway_health() TO ku9_authenticator;
 GRANT EXECUTE ON FUNCTION ku9.events_after(bigint, integer, text[]) TO ku9_anon, ku9_user, ku9_service;
 GRANT EXECUTE ON FUNCTION ku9.metrics() TO ku9_authenticator;

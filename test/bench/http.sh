@@ -61,6 +61,20 @@ SELECT set_config('role', 'ku9_user', true), set_config('request.jwt.claims', '$
 SELECT ku9_api.find_one('bench_http', '{"_id": "$id"}');
 COMMIT;
 SQL
+# what the gateway runs per request, over SQL as ku9_authenticator (token
+# check, role, request settings, pre_request, the call): the HTTP layer's cost
+cat >"$tmp/echo_gw.sql" <<SQL
+BEGIN;
+SELECT ku9._gateway_begin(NULL, 'POST', '/rpc/bench_echo', '{"content-type": "application/json", "x-forwarded-for": "127.0.0.1"}', '{}', false, 'rpc');
+SELECT ku9_api.bench_echo(1);
+COMMIT;
+SQL
+cat >"$tmp/find_gw.sql" <<SQL
+BEGIN;
+SELECT ku9._gateway_begin('$token', 'POST', '/rpc/find_one', '{"content-type": "application/json", "x-forwarded-for": "127.0.0.1"}', '{}', false, 'rpc');
+SELECT ku9_api.find_one('bench_http', '{"_id": "$id"}');
+COMMIT;
+SQL
 
 # sanity: both calls answer 200 with the expected body
 curl -sf -X POST -H 'Content-Type: application/json' -d '{"x": 7}' "$URL/rpc/bench_echo" | grep -qx 7
@@ -72,17 +86,19 @@ wrk_run() {   # wrk_run SCRIPT PATH → "req/s p50 p99"
     if grep -q 'Non-2xx' "$tmp/wrk.out"; then cat "$tmp/wrk.out" >&2; echo "ku9 bench: non-2xx answers" >&2; exit 1; fi
     awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print r, p50, p99}' "$tmp/wrk.out"
 }
-pgb_run() {   # pgb_run SCRIPT → tps
-    pgbench -n -M prepared -c "$CONC" -j 2 -T "$DUR" -f "$1" 2>/dev/null | awk '/^tps/ {print $3}'
+pgb_run() {   # pgb_run SCRIPT [USER] → tps
+    pgbench -n -M prepared -c "$CONC" -j 2 -T "$DUR" -f "$1" ${2:+-U "$2"} 2>/dev/null | awk '/^tps/ {print $3}'
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
-echo "| call | gateway (wrk) req/s | p50 | p99 | pgbench tps | gateway / pgbench |"
-echo "|---|---|---|---|---|---|"
+echo "| call | gateway (wrk) req/s | p50 | p99 | pgbench: the call alone | gateway / that | pgbench: the gateway's transaction | gateway / that |"
+echo "|---|---|---|---|---|---|---|---|"
 for what in echo find; do
     read -r rps p50 p99 < <(wrk_run "$tmp/$what.lua" "/rpc/$([ $what = echo ] && echo bench_echo || echo find_one)")
     tps=$(pgb_run "$tmp/$what.sql")
+    tps_gw=$(pgb_run "$tmp/${what}_gw.sql" ku9_authenticator)
     label=$([ $what = echo ] && echo "trivial function (anon)" || echo "find_one by _id (user)")
-    echo "| $label | ${rps%.*} | $p50 | $p99 | ${tps%.*} | $(awk -v a="$rps" -v b="$tps" 'BEGIN {printf "%.2f", a / b}') |"
+    echo "| $label | ${rps%.*} | $p50 | $p99 | ${tps%.*} | $(ratio "$rps" "$tps") | ${tps_gw%.*} | $(ratio "$rps" "$tps_gw") |"
 done
 echo
 echo "SSE (test/bench/http/sse.mjs):"
