@@ -128,6 +128,15 @@ SELECT ku9._gateway_begin(:'user_token', 'GET', '/events', '{}', '{}', true, 'ev
 SELECT user_id, cursor >= 0 AS has_cursor, n, stream, topics FROM ku9.events_after(0, 10);
 ROLLBACK;
 RESET ROLE;
+-- a transaction that published notifications cannot be prepared (two-phase
+-- commit): its ids would become visible after the event streams passed them
+INSERT INTO ku9.users (id, email, email_confirmed_at)
+VALUES ('00000000-0000-4000-8000-0000000000b2', 'prepare@example.com', now());
+BEGIN;
+SELECT ku9.notify_user('00000000-0000-4000-8000-0000000000b2', '{"n": 1}') > 0 AS sent;
+PREPARE TRANSACTION 'ku9_notify';
+SELECT count(*) AS kept FROM ku9.notifications WHERE user_id = '00000000-0000-4000-8000-0000000000b2';
+DELETE FROM ku9.users WHERE id = '00000000-0000-4000-8000-0000000000b2';
 -- request roles cannot call the gateway's helpers
 SET ROLE ku9_user;
 SELECT pg_temp.sqlerr($$SELECT ku9._gateway_begin(NULL, 'GET', '/', '{}', '{}', true, 'rpc')$$);

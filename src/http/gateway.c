@@ -228,6 +228,7 @@ typedef struct Stream
 	bool		closing;		/* end the stream once out is sent */
 	bool		gone;			/* libmicrohttpd has closed it */
 	bool		batched;		/* in a JOB_BATCH, waiting or running */
+	bool		want_solo;		/* the heartbeat's read with the token is due */
 	TimestampTz last_read;
 	TimestampTz last_write;
 	Job			job;
@@ -276,11 +277,13 @@ typedef struct Conn
 static int	gateway_index;
 static uint32 gateway_generation;
 static struct MHD_Daemon *daemon_mhd = NULL;
-static MemoryContext gateway_cxt;
+static MemoryContext gateway_cxt;	/* what lives as long as the worker */
+static MemoryContext loop_cxt;	/* scratch, reset every pass of the loop */
 static MemoryContext catalog_cxt = NULL;
 static HTAB *catalog = NULL;	/* name -> List of Func */
 static bool catalog_loaded = false;
 static bool catalog_wanted = true;
+static TimestampTz catalog_retry_at = 0;	/* after a failed read */
 static int	next_stmt = 1;
 static Conn *pool;
 static int	pool_size;
@@ -296,6 +299,7 @@ static int	in_flight = 0;		/* requests dispatched, not answered */
 static bool stopping = false;
 static bool wait_set_stale = true;
 static bool listener_pgrst = false;	/* the listener listens on pgrst */
+static List *just_listened = NIL;	/* channels of the LISTEN in flight */
 
 static const char *const begin_sql =
 "SELECT ku9._gateway_begin($1, $2, $3, $4, $5, $6, $7)";
@@ -687,11 +691,11 @@ build_call(Func *f, uint64 mask, bool get)
 						 any ? ") CROSS JOIN LATERAL " : "",
 						 call.data);
 	else if (f->retvoid)
-		appendStringInfo(&sql, "SELECT NULL::text, 0 FROM (SELECT %s) _r%s%s%s",
-						 call.data,
-						 any ? ", pg_catalog.jsonb_to_record($1::jsonb) AS _a(" : "",
+		appendStringInfo(&sql, "SELECT NULL::text, 0 FROM %s%s%sLATERAL (SELECT %s) _r",
+						 any ? "pg_catalog.jsonb_to_record($1::jsonb) AS _a(" : "",
 						 any ? cols.data : "",
-						 any ? ")" : "");
+						 any ? "), " : "",
+						 call.data);
 	else
 		appendStringInfo(&sql, "SELECT pg_catalog.to_jsonb(%s)::text, 1%s%s%s",
 						 call.data,
@@ -868,12 +872,14 @@ static void
 conn_start(Conn *c)
 {
 	char		appname[64];
-	char		options[64];
+	char		options[128];
 	char		port[16];
 	char	   *socketdir = NULL;
 
 	snprintf(appname, sizeof(appname), "ku9 gateway %d%s", gateway_index + 1, c->listener ? " listener" : "");
-	snprintf(options, sizeof(options), "-c statement_timeout=%d", ku9_http_request_timeout);
+	/* event reads need a snapshot per statement (the notification horizon) */
+	snprintf(options, sizeof(options), "-c statement_timeout=%d -c default_transaction_isolation=read\\ committed",
+			 ku9_http_request_timeout);
 	snprintf(port, sizeof(port), "%d", PostPortNumber);
 	if (Unix_socket_directories && Unix_socket_directories[0])
 	{
@@ -889,8 +895,8 @@ conn_start(Conn *c)
 
 	if (ku9_http_conninfo && ku9_http_conninfo[0])
 	{
-		const char *keys[] = {"dbname", "application_name", NULL};
-		const char *vals[] = {ku9_http_conninfo, appname, NULL};
+		const char *keys[] = {"dbname", "application_name", "options", NULL};
+		const char *vals[] = {ku9_http_conninfo, appname, options, NULL};
 
 		c->pg = PQconnectStartParams(keys, vals, 1);
 	}
@@ -966,6 +972,8 @@ conn_broken(Conn *c, const char *why)
 
 		/* LISTENs are gone with the session: listen again, and read every stream */
 		listener_pgrst = false;
+		list_free_deep(just_listened);
+		just_listened = NIL;
 		if (channels)
 		{
 			hash_seq_init(&seq, channels);
@@ -1020,9 +1028,13 @@ send_prepared(Conn *c, int stmt, const char *sql, int nparams, const char *const
 	snprintf(name, sizeof(name), "k%d", key);
 	if (!bms_is_member(key, c->prepared))
 	{
+		MemoryContext old;
+
 		if (!PQsendPrepare(c->pg, name, sql, nparams, NULL))
 			return false;
+		old = MemoryContextSwitchTo(gateway_cxt);
 		c->prepared = bms_add_member(c->prepared, key);
+		MemoryContextSwitchTo(old);
 		c->cmd_key[c->commands++] = key;
 	}
 	if (!PQsendQueryPrepared(c->pg, name, nparams, values, NULL, NULL, 0))
@@ -1174,7 +1186,10 @@ job_failed(Job *job, unsigned int status, const char *code, const char *message)
 	}
 	if (job->stream && !job->req)
 	{
-		job->stream->dirty = true;
+		if (job->stream->gone)
+			MemoryContextDelete(job->stream->cxt);
+		else
+			job->stream->last_read = 0;	/* read again at the next tick */
 		return;
 	}
 	if (job->req)
@@ -1310,7 +1325,8 @@ stream_write(Stream *s, const char *data, size_t len)
 		resetStringInfo(&s->out);
 		s->out_off = 0;
 	}
-	if ((size_t) s->out.len - s->out_off + len > STREAM_MAX_BACKLOG)
+	if ((size_t) s->out.len > s->out_off &&
+		(size_t) s->out.len - s->out_off + len > STREAM_MAX_BACKLOG)
 	{
 		/* the client does not keep up: it reconnects with Last-Event-ID */
 		s->closing = true;
@@ -1336,6 +1352,7 @@ stream_wake(Stream *s)
 	s->dirty = true;
 	if (!s->job.queued && !s->job.running && !s->batched)
 	{
+		s->want_solo = false;
 		s->dirty = false;
 		enqueue(&s->job, false);
 	}
@@ -1357,7 +1374,12 @@ stream_notify(Stream *s)
 		return;
 	}
 	s->batched = true;
-	batch_pending = lappend(batch_pending, s);
+	{
+		MemoryContext old = MemoryContextSwitchTo(gateway_cxt);
+
+		batch_pending = lappend(batch_pending, s);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /*
@@ -1532,7 +1554,12 @@ batch_end(Job *job, PGresult *res)
 		if (k < 0 || k >= i)
 			continue;
 		s = byindex[k];
-		if (s->gone || cursor <= s->cursor)
+		if (s->gone)
+			continue;
+		/* newer rows wait for an older id still in flight: read again at the next tick */
+		if (PQgetvalue(res, row, 4)[0] == 't')
+			s->last_read = 0;
+		if (cursor <= s->cursor)
 			continue;
 		s->cursor = cursor;
 		if (n > 0)
@@ -1544,8 +1571,6 @@ batch_end(Job *job, PGresult *res)
 		}
 		if (n >= EVENTS_PER_READ)
 			s->dirty = true;
-		if (PQgetvalue(res, row, 4)[0] == 't')
-			s->last_read = 0;
 	}
 	for (int k = 0; k < i; k++)
 	{
@@ -1560,6 +1585,8 @@ batch_end(Job *job, PGresult *res)
 		}
 		if (res == NULL)
 			s->last_read = 0;
+		else if (s->want_solo)
+			stream_wake(s);		/* the heartbeat's read, with the token, goes first */
 		else if (s->dirty)
 		{
 			s->dirty = false;
@@ -1642,6 +1669,7 @@ job_done(Conn *c)
 				ereport(LOG, errmsg("ku9 gateway could not read the ku9_api functions: %s",
 									err ? PQresultErrorMessage(err) : "no result"));
 				catalog_wanted = true;
+				catalog_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECONNECT_DELAY_MS);
 			}
 			break;
 		case JOB_METRICS:
@@ -1749,6 +1777,11 @@ job_done(Conn *c)
 					if (s == NULL)
 						s = req->stream;
 				}
+				else if (s == NULL)
+				{
+					in_flight--;
+					respond_error(req, 500, "PGRST000", "the event stream could not be read", NULL, NULL);
+				}
 				if (s && s->dirty && !s->closing)
 					stream_wake(s);
 				break;
@@ -1830,8 +1863,12 @@ listener_sync(void)
 	{
 		if (ch->streams != NIL && !ch->listening)
 		{
+			MemoryContext old = MemoryContextSwitchTo(gateway_cxt);
+
 			appendStringInfo(&sql, "LISTEN %s;", quote_identifier(ch->name));
 			ch->listening = true;
+			just_listened = lappend(just_listened, pstrdup(ch->name));
+			MemoryContextSwitchTo(old);
 		}
 		else if (ch->streams == NIL)
 		{
@@ -1936,7 +1973,21 @@ listener_io(void)
 
 		if (res == NULL)
 		{
+			ListCell   *lc;
+
 			listener.listen_busy = false;
+			/* what was notified before the LISTEN took effect: read those streams now */
+			foreach(lc, just_listened)
+			{
+				Channel    *ch = channel_get(lfirst(lc), false);
+				ListCell   *sc;
+
+				if (ch && strncmp(ch->name, "ku9_docs_", 9) != 0)
+					foreach(sc, ch->streams)
+						stream_notify(lfirst(sc));
+			}
+			list_free_deep(just_listened);
+			just_listened = NIL;
 			break;
 		}
 		if (PQresultStatus(res) == PGRES_FATAL_ERROR)
@@ -2046,7 +2097,8 @@ enqueue(Job *job, bool first)
 static void
 dispatch_jobs(void)
 {
-	if (catalog_wanted && !catalog_job.queued && !catalog_job.running)
+	if (catalog_wanted && !catalog_job.queued && !catalog_job.running &&
+		GetCurrentTimestamp() >= catalog_retry_at)
 	{
 		catalog_wanted = false;
 		enqueue(&catalog_job, true);
@@ -2634,6 +2686,7 @@ tick(TimestampTz now)
 		if (TimestampDifferenceExceeds(s->last_read, now, beat))
 		{
 			s->last_read = now;
+			s->want_solo = true;
 			stream_wake(s);
 		}
 		if (TimestampDifferenceExceeds(s->last_write, now, beat))
@@ -2709,6 +2762,8 @@ Ku9GatewayMain(Datum main_arg)
 	SetConfigOption("application_name", name, PGC_USERSET, PGC_S_OVERRIDE);
 	pgstat_report_appname(name);
 
+	/* no database, so no encoding: parse request bodies (\u escapes) as UTF-8 */
+	SetDatabaseEncoding(PG_UTF8);
 	gateway_cxt = AllocSetContextCreate(TopMemoryContext, "ku9 gateway", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(gateway_cxt);
 	memset(&ctl, 0, sizeof(ctl));
@@ -2727,12 +2782,18 @@ Ku9GatewayMain(Datum main_arg)
 	ereport(LOG, errmsg("ku9 gateway %d listening on %s:%d", gateway_index + 1,
 						ku9_http_listen_address, ku9_http_port));
 
+	loop_cxt = AllocSetContextCreate(gateway_cxt, "ku9 gateway loop", ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
-		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz now;
 		long		timeout = TICK_MS;
 		MHD_UNSIGNED_LONG_LONG mhd_timeout;
 		int			n;
+
+		/* what outlives a pass is allocated in its own context explicitly */
+		MemoryContextSwitchTo(loop_cxt);
+		MemoryContextReset(loop_cxt);
+		now = GetCurrentTimestamp();
 
 		/* barriers (DROP DATABASE waits for every process to absorb them) */
 		CHECK_FOR_INTERRUPTS();

@@ -60,6 +60,7 @@ static bool callback_registered = false;
 static int
 slot_count(void)
 {
+	/* indexed by pgprocno; prepared transactions' procs never hold one */
 	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
 }
 
@@ -91,6 +92,12 @@ release_slot(XactEvent event, void *arg)
 		return;
 	switch (event)
 	{
+		case XACT_EVENT_PRE_PREPARE:
+			/* its ids would become visible at COMMIT PREPARED, after readers passed them */
+			ereport(ERROR,
+					errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("cannot PREPARE a transaction that has published ku9 notifications"));
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:

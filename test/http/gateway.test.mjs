@@ -179,6 +179,13 @@ test('errors: PostgREST JSON and statuses', async () => {
     assert.ok(['PGRST102', '22P02'].includes(j.code), `${body}: ${JSON.stringify(j)}`);
   }
 
+  // \u escapes in a body are JSON: not a parse error (the gateway parses as UTF-8)
+  const esc = await fetch(`${GATEWAY_URL}/rpc/sign_in`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: '{"email": "caf\\u00e9@example.com", "password": "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"}' });
+  const escBody = await esc.json();
+  assert.notEqual(escBody.code, 'PGRST102', JSON.stringify(escBody));
+  assert.equal(esc.status, 403, JSON.stringify(escBody));
+
   // GET of a volatile function
   const get = await fetch(`${GATEWAY_URL}/rpc/sign_out`, { headers: { Authorization: `Bearer ${u.token}` } });
   assert.equal(get.status, 405);
@@ -266,6 +273,19 @@ test('request GUCs are set as PostgREST sets them', async () => {
   assert.equal(r.data.headers['content-type'], 'application/json');
   assert.match(r.data.headers['x-forwarded-for'], /127\.0\.0\.1$/);
   assert.equal(r.data.x, 'hi');
+  // a void function with arguments: 204 No Content
+  const vfn = uniqueName('gw_void');
+  await sql(`CREATE FUNCTION ku9_api.${vfn}(x text) RETURNS void LANGUAGE sql AS $$ SELECT $$`);
+  await sql(`GRANT EXECUTE ON FUNCTION ku9_api.${vfn}(text) TO ku9_anon`);
+  cleanup.push(`DROP FUNCTION ku9_api.${vfn}(text)`);
+  await sql('NOTIFY pgrst');
+  let v;
+  for (let i = 0; i < 50; i++) {
+    v = await fetch(`${GATEWAY_URL}/rpc/${vfn}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"x": "y"}' });
+    if (v.status !== 404) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.equal(v.status, 204, await v.text());
   const a = await anon.rpc(fn, { x: 'there' }, { get: true });
   assert.equal(a.data.role, 'ku9_anon');
   assert.equal(a.data.method, 'GET');
