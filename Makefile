@@ -41,7 +41,7 @@ TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql results regression.diffs regression.out \
-	output_iso tmp_check tmp_check_valgrind
+	output_iso tmp_check tmp_check_valgrind tmp_check_valgrind_gateway
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -72,6 +72,8 @@ run:
 bench:
 	bash tools/bench.sh
 
-# test/valgrind/*.sql in single-user backends under valgrind (after make install)
+# test/valgrind/*.sql in single-user backends under valgrind, then a whole
+# server with the HTTP gateway under valgrind (after make install)
 valgrind:
 	bash tools/valgrind.sh $(CURDIR)/tmp_check_valgrind
+	bash tools/valgrind_gateway.sh $(CURDIR)/tmp_check_valgrind_gateway

@@ -86,6 +86,14 @@ $psql -d "$db" -c "SET client_min_messages = warning" \
     -c "ALTER EXTENSION ku9 UPDATE" \
     -c "ALTER ROLE ku9_authenticator LOGIN"
 
+# 0.1 is in development: a database made by an older build keeps that
+# build's objects (ALTER EXTENSION UPDATE has no newer version to go to)
+if [ -z "$($psql -d "$db" -Atc "SELECT 1 FROM pg_proc WHERE proname = '_gateway_begin'")" ]; then
+    echo "ku9 run: the database $db has ku9 from an older build; to start afresh (its data is lost):" >&2
+    echo "ku9 run:   psql -h $dir -p $port -U postgres $db -c 'DROP EXTENSION ku9 CASCADE; CREATE EXTENSION ku9 CASCADE'" >&2
+    echo "ku9 run: (or stop, remove $dir and run make run again)" >&2
+fi
+
 # the gateway connects as ku9_authenticator once it may log in
 for _ in $(seq 1 100); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$http_port/rpc/jwks")" = 200 ] && break
