@@ -1383,8 +1383,9 @@ stream_notify(Stream *s)
 }
 
 /*
- * stream_end ends a stream with an error event (the token expired, the
- * session ended): the client signs in again and reconnects.
+ * stream_end ends a stream with an "end" event carrying the error (the
+ * token expired, the session ended): the client signs in again and
+ * reconnects.
  */
 static void
 stream_end(Stream *s, const char *error)
@@ -1392,7 +1393,8 @@ stream_end(Stream *s, const char *error)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "event: error\ndata: %s\n\n", error);
+	/* not "error": EventSource gives that name to its own connection errors */
+	appendStringInfo(&buf, "event: end\ndata: %s\n\n", error);
 	stream_write(s, buf.data, buf.len);
 	pfree(buf.data);
 	s->closing = true;

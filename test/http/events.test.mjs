@@ -191,3 +191,27 @@ test('document change events: of the collections followed, those the user may se
   assert.deepEqual(lastIds, ['', '', ''], 'document events carry no id: Last-Event-ID stays a notification id');
   es.close();
 });
+
+test('a stream whose session ends gets "end" at the next heartbeat re-read and closes', async () => {
+  const u = await user();
+  const r = await fetch(`${GATEWAY_URL}/events`, { headers: { Authorization: `Bearer ${u.token}` } });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  // sign out: the token stays valid by signature and exp, its session is over
+  await rpc('sign_out', {}, u.token);
+  const deadline = Date.now() + 20000;
+  let done = false;
+  let pending = reader.read();
+  while (!done && Date.now() < deadline) {
+    const chunk = await Promise.race([pending, new Promise((res) => setTimeout(() => res({ timeout: true }), 1000))]);
+    if (chunk.timeout) continue;
+    pending = reader.read();
+    if (chunk.done) done = true;
+    else text += decoder.decode(chunk.value);
+  }
+  assert.match(text, /event: end\ndata: \{"code":"PT401"[^\n]*session has ended/);
+  assert.ok(done, 'the gateway closed the stream');
+});
