@@ -137,6 +137,8 @@ SELECT ku9.notify_user('00000000-0000-4000-8000-0000000000b2', '{"n": 1}') > 0 A
 PREPARE TRANSACTION 'ku9_notify';
 SELECT count(*) AS kept FROM ku9.notifications WHERE user_id = '00000000-0000-4000-8000-0000000000b2';
 DELETE FROM ku9.users WHERE id = '00000000-0000-4000-8000-0000000000b2';
+-- GET /health: workers expected only where ku9.database points (not here)
+SELECT healthy, (body::jsonb - 'database' - 'gateways') AS body FROM ku9._gateway_health();
 -- request roles cannot call the gateway's helpers
 SET ROLE ku9_user;
 SELECT pg_temp.sqlerr($$SELECT ku9._gateway_begin(NULL, 'GET', '/', '{}', '{}', true, 'rpc')$$);

@@ -1079,7 +1079,7 @@ job_start(Conn *c, Job *job)
 			c->commands = 1;
 			break;
 		case JOB_HEALTH:
-			ok = PQsendQueryParams(c->pg, "SELECT ku9._gateway_health()", 0, NULL, NULL, NULL, NULL, 0);
+			ok = PQsendQueryParams(c->pg, "SELECT body, healthy FROM ku9._gateway_health()", 0, NULL, NULL, NULL, NULL, 0);
 			c->commands = 1;
 			break;
 		case JOB_BATCH:
@@ -1686,7 +1686,9 @@ job_done(Conn *c)
 					respond_error(req, 503, PQresultErrorField(err, PG_DIAG_SQLSTATE),
 								  PQresultErrorField(err, PG_DIAG_MESSAGE_PRIMARY), NULL, NULL);
 				else if (res && PQntuples(res) == 1)
-					respond(req, 200, PQgetvalue(res, 0, 0),
+					respond(req,
+							job->kind == JOB_HEALTH && PQgetvalue(res, 0, 1)[0] != 't' ? 503 : 200,
+							PQgetvalue(res, 0, 0),
 							job->kind == JOB_METRICS ? "text/plain; version=0.0.4; charset=utf-8"
 							: "application/json; charset=utf-8");
 				else

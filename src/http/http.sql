@@ -414,15 +414,24 @@ COMMENT ON FUNCTION ku9._gateway_read(uuid[], bigint[], integer) IS
     'the notifications of many event streams after their cursors, for the gateway';
 
 /*
- * _gateway_health: the database answers, and how many ku9 workers run.
+ * _gateway_health: the database answers, and ku9's workers are up (as many
+ * as ku9.workers asks for: else "degraded", which the gateway answers with
+ * 503).
  */
-CREATE FUNCTION ku9._gateway_health() RETURNS text
+CREATE FUNCTION ku9._gateway_health(OUT healthy boolean, OUT body text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT json_build_object('status', 'ok', 'database', current_database(),
-                             'workers', (SELECT count(*) FROM pg_stat_activity
-                                         WHERE backend_type = 'ku9 worker'))::text
+    SELECT w.running >= w.expected,
+           json_build_object('status', CASE WHEN w.running >= w.expected THEN 'ok' ELSE 'degraded' END,
+                             'database', current_database(),
+                             'workers', w.running, 'workers_expected', w.expected,
+                             'gateways', (SELECT count(*) FROM pg_stat_activity
+                                          WHERE backend_type = 'ku9 gateway'))::text
+    FROM (SELECT (SELECT count(*) FROM pg_stat_activity
+                  WHERE backend_type = 'ku9 worker' AND datname = current_database()) AS running,
+                 CASE WHEN current_setting('ku9.database', true) = current_database()
+                      THEN coalesce(current_setting('ku9.workers', true), '0')::integer ELSE 0 END AS expected) w
 $$;
 COMMENT ON FUNCTION ku9._gateway_health() IS 'GET /health of the gateway';
 

@@ -331,4 +331,6 @@ test('/metrics and /health', async () => {
   const body = await h.json();
   assert.equal(body.status, 'ok');
   assert.ok(body.workers >= 1);
+  assert.equal(body.workers, body.workers_expected);
+  assert.ok(body.gateways >= 1);
 });
