@@ -521,6 +521,20 @@ respond_error(Request *req, unsigned int status, const char *code,
 }
 
 /*
+ * count_response records an answered request in ku9.metrics().
+ */
+static void
+count_response(Request *req, unsigned int status)
+{
+	char		label[8];
+
+	snprintf(label, sizeof(label), "%u", status);
+	Ku9MetricInc(KU9_M_HTTP_REQUESTS, label);
+	Ku9MetricObserve(KU9_M_HTTP_DURATION, route_names[req->route],
+					 (double) (GetCurrentTimestamp() - req->started) / 1000000.0);
+}
+
+/*
  * queue_response hands a recorded response to libmicrohttpd.
  */
 static enum MHD_Result
@@ -528,7 +542,6 @@ queue_response(Request *req)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	char		status[8];
 
 	resp = MHD_create_response_from_buffer(req->resp_len, req->resp_body ? req->resp_body : "",
 										   MHD_RESPMEM_MUST_COPY);
@@ -543,10 +556,7 @@ queue_response(Request *req)
 	ret = MHD_queue_response(req->mc, req->status, resp);
 	MHD_destroy_response(resp);
 
-	snprintf(status, sizeof(status), "%u", req->status);
-	Ku9MetricInc(KU9_M_HTTP_REQUESTS, status);
-	Ku9MetricObserve(KU9_M_HTTP_DURATION, route_names[req->route],
-					 (double) (GetCurrentTimestamp() - req->started) / 1000000.0);
+	count_response(req, req->status);
 	return ret;
 }
 
@@ -1395,14 +1405,9 @@ stream_end(Stream *s, const char *error)
 	initStringInfo(&buf);
 	/* not "error": EventSource gives that name to its own connection errors */
 	appendStringInfo(&buf, "event: end\ndata: %s\n\n", error);
-	stream_write(s, buf.data, buf.len);
-	pfree(buf.data);
 	s->closing = true;
-	if (s->suspended)
-	{
-		s->suspended = false;
-		MHD_resume_connection(s->mc);
-	}
+	stream_write(s, buf.data, buf.len);	/* wakes the connection, which then ends */
+	pfree(buf.data);
 }
 
 /*
@@ -1474,6 +1479,29 @@ stream_free(void *cls)
 }
 
 /*
+ * stream_read_done applies a read of a stream, its own or a batch's: the
+ * events after its cursor (ku9._gateway_read's row).
+ */
+static void
+stream_read_done(Stream *s, int64 cursor, int n, const char *text, bool held)
+{
+	/* newer rows wait for an older id still in flight: read again at the next tick */
+	if (held)
+		s->last_read = 0;
+	if (cursor <= s->cursor)
+		return;
+	s->cursor = cursor;
+	if (n > 0)
+	{
+		stream_write(s, text, strlen(text));
+		Ku9MetricAdd(KU9_M_HTTP_SSE_EVENTS, NULL, n);
+	}
+	/* a full read may have left more */
+	if (n >= EVENTS_PER_READ)
+		s->dirty = true;
+}
+
+/*
  * events_result handles a stream's read: the first opens the stream.
  */
 static void
@@ -1517,20 +1545,9 @@ events_result(Job *job, PGresult *res)
 		in_flight--;
 		respond(req, 200, NULL, "text/event-stream");
 	}
-	s->cursor = cursor;
 	s->last_read = GetCurrentTimestamp();
 	stream_set_channels(s, topics, follows);
-	if (n > 0)
-	{
-		stream_write(s, text, strlen(text));
-		Ku9MetricAdd(KU9_M_HTTP_SSE_EVENTS, NULL, n);
-	}
-	/* a full read may have left more */
-	if (n >= EVENTS_PER_READ)
-		s->dirty = true;
-	/* newer rows wait for an older id still in flight: read again at the next tick */
-	if (PQgetvalue(res, 0, 6)[0] == 't')
-		s->last_read = 0;
+	stream_read_done(s, cursor, n, text, PQgetvalue(res, 0, 6)[0] == 't');
 }
 
 /*
@@ -1556,23 +1573,8 @@ batch_end(Job *job, PGresult *res)
 		if (k < 0 || k >= i)
 			continue;
 		s = byindex[k];
-		if (s->gone)
-			continue;
-		/* newer rows wait for an older id still in flight: read again at the next tick */
-		if (PQgetvalue(res, row, 4)[0] == 't')
-			s->last_read = 0;
-		if (cursor <= s->cursor)
-			continue;
-		s->cursor = cursor;
-		if (n > 0)
-		{
-			const char *text = PQgetvalue(res, row, 3);
-
-			stream_write(s, text, strlen(text));
-			Ku9MetricAdd(KU9_M_HTTP_SSE_EVENTS, NULL, n);
-		}
-		if (n >= EVENTS_PER_READ)
-			s->dirty = true;
+		if (!s->gone)
+			stream_read_done(s, cursor, n, PQgetvalue(res, row, 3), PQgetvalue(res, row, 4)[0] == 't');
 	}
 	for (int k = 0; k < i; k++)
 	{
@@ -2531,9 +2533,7 @@ access_handler(void *cls, struct MHD_Connection *mc, const char *url, const char
 		add_cors(mc, resp);
 		ret = MHD_queue_response(mc, 200, resp);
 		MHD_destroy_response(resp);
-		Ku9MetricInc(KU9_M_HTTP_REQUESTS, "200");
-		Ku9MetricObserve(KU9_M_HTTP_DURATION, route_names[ROUTE_EVENTS],
-						 (double) (GetCurrentTimestamp() - req->started) / 1000000.0);
+		count_response(req, 200);
 		return ret;
 	}
 	return queue_response(req);

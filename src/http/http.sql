@@ -146,6 +146,27 @@ END
 $comments$;
 
 /*
+ * _require_live_session refuses (PT401) a token that names a session which
+ * has ended (sign-out, refresh token reuse, ban, deleted user) although its
+ * signature and exp are still good.  For pre_request and the event stream.
+ */
+CREATE FUNCTION ku9._require_live_session(uid uuid) RETURNS void
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sid uuid := ku9._claimed_session();
+BEGIN
+    IF sid IS NOT NULL AND NOT ku9._session_live(sid, uid) THEN
+        RAISE EXCEPTION 'session has ended' USING ERRCODE = 'PT401',
+            HINT = 'The token belongs to a session that was signed out or revoked; sign in again.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ku9._require_live_session(uuid) IS 'PT401 unless the claims'' session is live, for ku9''s own use';
+REVOKE ALL ON FUNCTION ku9._require_live_session(uuid) FROM PUBLIC;
+
+/*
  * pre_request is PostgREST's db-pre-request (and the gateway calls it too):
  * it runs before every request, after the role and request.jwt.claims are
  * set.  A token that names a session which has ended (sign-out, refresh
@@ -161,7 +182,6 @@ CREATE FUNCTION ku9_api.pre_request() RETURNS void
 AS $$
 DECLARE
     uid uuid := ku9.uid();
-    sid uuid;
     addr text;
     per_user integer := ku9._setting('ku9.rate_limit_per_user')::integer;
     per_addr integer := ku9._setting('ku9.rate_limit_per_address')::integer;
@@ -170,11 +190,7 @@ DECLARE
 BEGIN
     -- each lookup only when it can matter: this runs before every request
     IF uid IS NOT NULL THEN
-        sid := ku9._claimed_session();
-        IF sid IS NOT NULL AND NOT ku9._session_live(sid, uid) THEN
-            RAISE EXCEPTION 'session has ended' USING ERRCODE = 'PT401',
-                HINT = 'The token belongs to a session that was signed out or revoked; sign in again.';
-        END IF;
+        PERFORM ku9._require_live_session(uid);
     END IF;
     IF per_user > 0 AND uid IS NOT NULL THEN
         keys := keys || ('rate:user:' || uid);
@@ -299,17 +315,15 @@ COMMENT ON FUNCTION ku9._sse_notification(bigint, text, jsonb, timestamptz) IS
 
 /*
  * events_after reads the event stream of the signed-in user (GET
- * /events): the notifications of ku9.inbox after after_id (NULL: from the
- * newest, for a stream without Last-Event-ID), at most lim, already in
+ * /events): what ku9._gateway_read reads for the user after after_id
+ * (NULL: from now, for a stream without Last-Event-ID), at most lim, in
  * server-sent events form, with the user's id, the new cursor, how many
  * were read, the user's topics one per line (the channels the gateway
  * listens to for them), and of the collections asked for, those whose
  * change events the user may see, as "name<TAB>access" lines (owner: the
  * user's own documents; public_read: all; service: all, for ku9_service).
- * A token whose session has ended gets PT401.  Only ids up to
- * ku9._notification_horizon are read, so the cursor never passes an id
- * that commits later (hence VOLATILE: the rows are read in a snapshot
- * taken after the horizon); held says that newer rows wait for it.
+ * A token whose session has ended gets PT401.  held says that newer rows
+ * wait for an older id still in flight (see _gateway_read).
  */
 CREATE FUNCTION ku9.events_after(after_id bigint, lim integer, collections text[] DEFAULT '{}',
                                  OUT user_id uuid, OUT cursor bigint, OUT n integer,
@@ -318,32 +332,19 @@ CREATE FUNCTION ku9.events_after(after_id bigint, lim integer, collections text[
     SET search_path = pg_catalog, ku9, pg_temp
 AS $$
 DECLARE
-    sid uuid := ku9._claimed_session();
     service boolean := ku9.role() = 'ku9_service';
-    last bigint;
-    horizon bigint;
 BEGIN
     user_id := ku9.uid();
     IF user_id IS NULL THEN
         RAISE EXCEPTION 'sign in to receive events' USING ERRCODE = 'PT401',
             HINT = 'Send a user''s access token as "Authorization: Bearer <token>" or "?access_token=<token>".';
     END IF;
-    IF sid IS NOT NULL AND NOT ku9._session_live(sid, user_id) THEN
-        RAISE EXCEPTION 'session has ended' USING ERRCODE = 'PT401',
-            HINT = 'The token belongs to a session that was signed out or revoked; sign in again.';
+    PERFORM ku9._require_live_session(user_id);
+    IF lim IS NULL OR lim < 1 OR lim > 1000 THEN
+        RAISE EXCEPTION 'lim must be from 1 to 1000, not %', coalesce(lim::text, 'NULL') USING ERRCODE = '22023';
     END IF;
-    -- first how far every id is settled, then (a new snapshot) the rows up to there
-    last := (SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END FROM ku9.notification_seq s);
-    horizon := ku9._notification_horizon(last);
-    -- a new stream starts now
-    cursor := coalesce(after_id, CASE WHEN horizon > 0 THEN horizon ELSE last END);
-    SELECT coalesce(max(i.id) FILTER (WHERE i.id <= horizon), cursor),
-           count(*) FILTER (WHERE i.id <= horizon),
-           coalesce(string_agg(ku9._sse_notification(i.id, i.topic, i.payload, i.created_at), '' ORDER BY i.id)
-                        FILTER (WHERE i.id <= horizon), ''),
-           coalesce(bool_or(i.id > horizon), false)
-      INTO cursor, n, stream, held
-      FROM ku9.inbox(cursor, lim) i;
+    SELECT r.cursor, r.n, r.stream, r.held INTO cursor, n, stream, held
+      FROM ku9._gateway_read(ARRAY[user_id], ARRAY[after_id], lim) r;
     SELECT coalesce(string_agg(s.topic, E'\n' ORDER BY s.topic), '') INTO topics
       FROM ku9.list_subscriptions() s;
     SELECT coalesce(string_agg(c.name || E'\t' || c.access, E'\n' ORDER BY c.name), '') INTO follows
@@ -356,11 +357,16 @@ COMMENT ON FUNCTION ku9.events_after(bigint, integer, text[]) IS
     'the signed-in user''s notifications after a cursor, and the collections they may follow, for the gateway''s event stream';
 
 /*
- * _gateway_read reads the event streams of many users at once, after a
- * NOTIFY woke them: for each (user, cursor) what events_after would read,
- * by position.  For ku9_authenticator only: the gateway has verified each
- * stream's token when it opened it, and verifies it again at every
- * heartbeat re-read (events_after).
+ * _gateway_read reads the event streams of users: for each (user, cursor)
+ * by position, the user's inbox (direct notifications and subscription
+ * windows, as ku9.inbox) after the cursor (NULL: from now), at most lim,
+ * as server-sent events.  Only ids up to ku9._notification_horizon are
+ * read, so a cursor never passes an id that commits later (hence VOLATILE:
+ * the rows are read in a snapshot taken after the horizon); held says that
+ * newer rows wait for it.  The gateway calls it for the streams a NOTIFY
+ * woke, and events_after for one stream with its token.  Executable by
+ * ku9_authenticator only: the gateway verified each stream's token when it
+ * opened it, and verifies it again at every heartbeat re-read.
  */
 CREATE FUNCTION ku9._gateway_read(users uuid[], cursors bigint[], lim integer)
     RETURNS TABLE (i integer, cursor bigint, n integer, stream text, held boolean)
@@ -378,7 +384,9 @@ BEGIN
     -- user costs more than its index probes), each notification's text once
     RETURN QUERY
     WITH u AS (
-        SELECT x.uid, x.c, x.i FROM unnest(users, cursors) WITH ORDINALITY AS x(uid, c, i)),
+        -- a NULL cursor (a new stream) starts now: at the horizon
+        SELECT x.uid, coalesce(x.c, CASE WHEN horizon > 0 THEN horizon ELSE last END) AS c, x.i
+        FROM unnest(users, cursors) WITH ORDINALITY AS x(uid, c, i)),
     hits AS (
         SELECT u.i, n.id FROM u
         CROSS JOIN LATERAL (SELECT n.id FROM ku9.notifications n

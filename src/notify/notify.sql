@@ -456,18 +456,24 @@ AS $$
 $$;
 COMMENT ON FUNCTION ku9._visible(uuid, bigint[]) IS 'the ids a user may see, for ku9''s own use';
 
-/*
- * _inbox_of is ku9.inbox for a given user, for ku9's own use (the inbox,
- * and the gateway's event streams of many users at once).
- */
-CREATE FUNCTION ku9._inbox_of(me uuid, after bigint, lim integer)
+CREATE FUNCTION ku9.inbox(after_id bigint DEFAULT 0, lim integer DEFAULT 50)
     RETURNS TABLE (id bigint, topic text, payload jsonb, created_at timestamptz, read boolean)
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, ku9, pg_temp
     SET jit = off
 AS $$
+#variable_conflict use_column
+DECLARE
+    me uuid := ku9._me();
+    after bigint := coalesce(after_id, 0);
+    delivered bigint;
+BEGIN
+    IF lim IS NULL OR lim < 1 OR lim > 1000 THEN
+        RAISE EXCEPTION 'lim must be from 1 to 1000, not %', coalesce(lim::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
     -- the ids first (index-only scans, one per subscription window), then
     -- the rows of the lim that win
+    RETURN QUERY
     WITH ids AS (
         (SELECT n.id FROM ku9.notifications n
          WHERE n.user_id = me AND n.id > after
@@ -486,25 +492,7 @@ AS $$
            EXISTS (SELECT 1 FROM ku9.notification_reads r WHERE r.user_id = me AND r.id = m.id)
     FROM ids JOIN ku9.notifications m ON m.id = ids.id
     LEFT JOIN ku9.topics t ON t.id = m.topic_id
-    ORDER BY m.id
-$$;
-COMMENT ON FUNCTION ku9._inbox_of(uuid, bigint, integer) IS 'a user''s inbox, for ku9''s own use';
-
-CREATE FUNCTION ku9.inbox(after_id bigint DEFAULT 0, lim integer DEFAULT 50)
-    RETURNS TABLE (id bigint, topic text, payload jsonb, created_at timestamptz, read boolean)
-    LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
-    SET search_path = pg_catalog, ku9, pg_temp
-    SET jit = off
-AS $$
-#variable_conflict use_column
-DECLARE
-    me uuid := ku9._me();
-    delivered bigint;
-BEGIN
-    IF lim IS NULL OR lim < 1 OR lim > 1000 THEN
-        RAISE EXCEPTION 'lim must be from 1 to 1000, not %', coalesce(lim::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    RETURN QUERY SELECT * FROM ku9._inbox_of(me, coalesce(after_id, 0), lim);
+    ORDER BY m.id;
     GET DIAGNOSTICS delivered = ROW_COUNT;
     PERFORM ku9._count('inbox', NULL, delivered);
 END
@@ -764,7 +752,7 @@ $$;
 COMMENT ON FUNCTION ku9.fanout_step(integer) IS
     'do one batch of waiting push or realtime fan-out (workers call it); returns how many recipients, 0 when none waits';
 
-REVOKE ALL ON FUNCTION ku9._me(), ku9._inbox_of(uuid, bigint, integer), ku9._topic(text), ku9._check_payload(jsonb),
+REVOKE ALL ON FUNCTION ku9._me(), ku9._topic(text), ku9._check_payload(jsonb),
     ku9._publish_event(text, bigint, text), ku9._visible(uuid, bigint[]), ku9._fanout_queued(boolean),
     ku9.subscribe(text, uuid), ku9.unsubscribe(text, uuid),
     ku9.list_subscriptions(), ku9.inbox(bigint, integer), ku9.mark_read(bigint[]), ku9.unread_count(),
